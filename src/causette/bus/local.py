@@ -1,0 +1,29 @@
+"""The in-process bus for a single node: publishing delivers at once to this node."""
+
+from __future__ import annotations
+
+from causette.core.ports import Deliver, Envelope
+
+
+class LocalBus:
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+        self._channels: set[str] = set()
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        self._deliver = None
+        self._channels.clear()
+
+    async def publish(self, envelope: Envelope) -> None:
+        deliver = self._deliver
+        if deliver is not None and envelope.channel in self._channels:
+            deliver(envelope)
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)

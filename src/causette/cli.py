@@ -1,0 +1,77 @@
+"""``causette`` command line: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from causette import __version__
+from causette.config import Config, load_config
+from causette.errors import CausetteError, ConfigError
+from causette.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="causette", description="Causette: chat sans inscription, with safety built in."
+    )
+    parser.add_argument("--version", action="version", version=f"causette {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+        p.add_argument("--data-dir", metavar="DIR", help="where the SQLite database lives")
+
+    serve = sub.add_parser("serve", help="start the server")
+    common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to this version")
+    common(migrate)
+    check = sub.add_parser("check-config", help="validate the configuration and print it")
+    common(check)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    server: dict[str, Any] = {}
+    for key in ("host", "port", "data_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            server[key] = value
+    return load_config(args.config, overrides={"server": server} if server else None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"causette: {exc.message('en')}", file=sys.stderr)
+        return 2
+    setup_logging(config.server.log_format, config.server.log_level)
+    try:
+        if args.command == "serve":
+            from causette.web.app import run
+
+            run(config)
+        elif args.command == "migrate":
+            from causette.store import migrate
+
+            revision = asyncio.run(migrate(config.database_url))
+            print(f"database at revision {revision}")
+        elif args.command == "check-config":
+            import msgspec
+
+            print(msgspec.json.format(msgspec.json.encode(config)).decode())
+    except CausetteError as exc:
+        print(f"causette: {exc.message('en')}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The narrow ports the core depends on. Every adapter passes the same contract suite
+(``tests/contracts``): memory and SQLite stores; the in-process bus; later PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from causette.core.models import (
+    ConversationState,
+    Message,
+    NewItem,
+    PmPolicy,
+    Session,
+    StreamHead,
+)
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class Store(Protocol):
+    """Durable state. Every method is atomic on its own; none is called per recipient."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot serve (readiness)."""
+        ...
+
+    # --- sessions ---------------------------------------------------------------------------
+    async def create_session(self, session: Session) -> None:
+        """Insert a live session. Raise ``PseudonymTaken`` when another live session has the
+        same ``pseudonym_key`` (enforced by the database, so racing nodes cannot both win)."""
+        ...
+
+    async def get_session(self, person_id: str) -> Session | None:
+        """The session, live or ended (until purged)."""
+        ...
+
+    async def session_by_token(self, token_hash: bytes) -> Session | None:
+        """The live session with this token hash, or None (ended sessions are not returned)."""
+        ...
+
+    async def get_sessions(self, person_ids: Sequence[str]) -> list[Session]:
+        """Several sessions at once (live or ended), in no particular order."""
+        ...
+
+    async def touch_sessions(self, person_ids: Sequence[str], now: int) -> None:
+        """Set ``last_seen = now`` for these live sessions (one statement, not one per id)."""
+        ...
+
+    async def end_session(self, person_id: str, now: int) -> bool:
+        """End a live session (frees its pseudonym). True if it was live."""
+        ...
+
+    async def idle_sessions(self, seen_before: int, limit: int) -> list[str]:
+        """Ids of live sessions with ``last_seen < seen_before``."""
+        ...
+
+    async def set_prefs(self, person_id: str, pm_policy: PmPolicy, lang: str) -> None: ...
+
+    # --- streams and messages ---------------------------------------------------------------
+    async def ensure_stream(self, stream: str, now: int) -> StreamHead:
+        """Create the stream if missing (new random epoch, ``last_seq = 0``); return its head."""
+        ...
+
+    async def stream_head(self, stream: str) -> StreamHead | None: ...
+
+    async def append(self, item: NewItem) -> tuple[Message, bool]:
+        """Store an item with the stream's next ``seq`` (the stream must exist).
+
+        Idempotent: when ``item.local_id`` is set and the same author already stored an item
+        with that ``local_id``, nothing is written and ``(existing, True)`` is returned.
+        """
+        ...
+
+    async def read(self, stream: str, after_seq: int, limit: int) -> list[Message]:
+        """Items with ``seq > after_seq``, ascending, at most ``limit`` (expired ones excluded)."""
+        ...
+
+    async def latest(self, stream: str, limit: int, now: int) -> list[Message]:
+        """The newest ``limit`` unexpired items, ascending."""
+        ...
+
+    async def first_seq(self, stream: str) -> int | None:
+        """The lowest ``seq`` still stored for the stream (None when it holds nothing)."""
+        ...
+
+    async def purge_expired(self, now: int, limit: int) -> int:
+        """Delete up to ``limit`` items whose ``expires_at <= now``; return how many."""
+        ...
+
+    async def purge_ended_sessions(self, ended_before: int, limit: int) -> int:
+        """Forget sessions ended before this time, with their memberships, blocks and
+        conversation states; return how many sessions."""
+        ...
+
+    # --- rooms ------------------------------------------------------------------------------
+    async def add_member(self, room: str, person_id: str, now: int) -> bool:
+        """True if newly added."""
+        ...
+
+    async def remove_member(self, room: str, person_id: str) -> bool:
+        """True if the person was a member."""
+        ...
+
+    async def rooms_of(self, person_id: str) -> list[str]:
+        """Room slugs the person has joined, in joining order."""
+        ...
+
+    async def members_of(self, room: str) -> list[str]: ...
+
+    # --- private conversations --------------------------------------------------------------
+    async def open_conversation(self, stream: str, opened_by: str, other: str, now: int) -> bool:
+        """Record the conversation for both people (and its stream). True if new."""
+        ...
+
+    async def conversations_of(self, person_id: str) -> list[ConversationState]:
+        """The person's conversations, most recent activity first."""
+        ...
+
+    async def get_conversation(self, person_id: str, stream: str) -> ConversationState | None: ...
+
+    async def mark_read(self, person_id: str, stream: str, seq: int) -> None:
+        """Raise the person's read mark for the stream to ``seq`` (never lowers it)."""
+        ...
+
+    # --- blocks -----------------------------------------------------------------------------
+    async def block(self, blocker: str, blocked: str, now: int) -> bool:
+        """True if newly blocked."""
+        ...
+
+    async def unblock(self, blocker: str, blocked: str) -> bool: ...
+
+    async def blocked_by(self, person_id: str) -> list[str]:
+        """People this person has blocked."""
+        ...
+
+    async def blockers_of(self, person_id: str) -> list[str]:
+        """People who have blocked this person."""
+        ...
+
+    async def is_blocked_either_way(self, a: str, b: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What travels on the bus: bytes ready for clients, plus what a node needs to route them.
+
+    ``stream``/``seq`` are set for stream items so a node can put them in order, drop
+    duplicates and detect gaps. ``exclude`` lists person ids that must not receive it.
+    ``control`` envelopes are instructions for nodes (e.g. disconnect a person), never sent to
+    clients as they are.
+    """
+
+    channel: str
+    data: bytes
+    stream: str = ""
+    seq: int = 0
+    exclude: frozenset[str] = frozenset()
+    control: bool = False
+
+
+Deliver = Callable[[Envelope], None]
+
+
+class Bus(Protocol):
+    """Fan-out between nodes. One channel per stream (``r:…``, ``d:…``), one per person
+    (``p:…``) and a few global ones (``presence``). A node subscribes to a channel only while it
+    has a local member; each envelope published reaches every subscribed node once, in publish
+    order per channel and publisher."""
+
+    async def start(self, deliver: Deliver) -> None:
+        """Begin delivering envelopes of subscribed channels to ``deliver`` (called on the
+        event loop, never concurrently)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, envelope: Envelope) -> None: ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Returns once envelopes published afterwards are guaranteed to be delivered."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None: ...

@@ -1,0 +1,673 @@
+"""ChatService: the one action layer. Every state change goes through it.
+
+``handle(actor, command)`` checks the rules, persists through the ``Store`` port and returns
+effects (replies, publications, subscriptions) for the delivery layer to carry out. It does no
+I/O of its own, knows no framework, and reads time from an injected clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from causette import errors
+from causette.config import Config, RoomConfig
+from causette.core import commands as cmd
+from causette.core import events as ev
+from causette.core.directory import Directory, PeopleFilter
+from causette.core.effects import (
+    LOBBY_CHANNEL,
+    PRESENCE_CHANNEL,
+    Attach,
+    AttachStream,
+    CloseConnection,
+    Control,
+    Detach,
+    Effect,
+    Gone,
+    Here,
+    Publish,
+    Reply,
+    RoomJoin,
+    RoomLeave,
+    SetHidden,
+    Subscribe,
+    Unsubscribe,
+    person_channel,
+    publish_message,
+)
+from causette.core.identity import (
+    check_message_text,
+    is_reserved,
+    normalize_pseudonym,
+    pseudonym_key,
+)
+from causette.core.models import (
+    Gender,
+    Message,
+    MessageKind,
+    NewItem,
+    PmPolicy,
+    Profile,
+    Session,
+    dm_parties,
+    dm_stream,
+    room_slug,
+    room_stream,
+)
+from causette.core.ports import Clock, Store
+from causette.geo import Geo
+from causette.ids import IdSource, token_hash
+
+TYPING_MIN_INTERVAL_MS = 1000
+
+
+class Invalid(errors.CausetteError):
+    """Several problems with one request (the entry form): reported all at once."""
+
+    code = "invalid"
+    status = 422
+    fr = "Certains champs sont à corriger."
+    en = "Some fields need correcting."
+
+    def __init__(self, problems: Sequence[errors.CausetteError]) -> None:
+        super().__init__()
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryForm:
+    pseudonym: str
+    gender: str
+    age: int | None
+    postal_code: str
+    commune: str
+    accept_rules: bool
+    lang: str
+
+
+@dataclass(slots=True)
+class Actor:
+    """A session acting through one connection, with the connection's view of its state."""
+
+    session: Session
+    conn_id: str
+    #: Streams this connection is attached to (rooms joined, private conversations).
+    streams: set[str] = field(default_factory=set)
+    #: People hidden from this person's lists: those they blocked and those who blocked them.
+    hidden: set[str] = field(default_factory=set)
+    watching_site: bool = False
+    last_typing_ms: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.session.id
+
+    @property
+    def lang(self) -> str:
+        return self.session.lang
+
+
+class ChatService:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        ids: IdSource,
+        geo: Geo,
+        directory: Directory,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.geo = geo
+        self.directory = directory
+
+    # --- entry and sessions -----------------------------------------------------------------
+
+    async def enter(self, form: EntryForm) -> tuple[Session, str]:
+        """Create a session from the entry form; return it and the cookie token."""
+        site = self.config.site
+        problems: list[errors.CausetteError] = []
+        name = key = ""
+        try:
+            name = normalize_pseudonym(form.pseudonym)
+            key = pseudonym_key(name)
+            if is_reserved(key, site.reserved_pseudonyms, site.reserved_prefixes):
+                raise errors.PseudonymReserved(field="pseudonym")
+        except errors.CausetteError as exc:
+            problems.append(exc)
+        try:
+            gender = Gender(form.gender)
+        except ValueError:
+            problems.append(errors.GenderInvalid(field="gender"))
+        if form.age is None or not 0 < form.age <= 120:
+            problems.append(errors.AgeInvalid(field="age", min=site.min_age, max=site.max_age))
+        elif form.age < site.min_age:
+            problems.append(errors.AgeTooYoung(field="age", min=site.min_age))
+        elif form.age > site.max_age:
+            problems.append(errors.AgeInvalid(field="age", min=site.min_age, max=site.max_age))
+        communes = self.geo.postal(form.postal_code)
+        place = None
+        if not communes:
+            problems.append(errors.PostalCodeInvalid(field="postal_code"))
+        elif form.commune:
+            place = self.geo.commune(form.postal_code, form.commune)
+            if place is None:
+                problems.append(errors.CommuneInvalid(field="commune"))
+        elif len(communes) == 1:
+            place = communes[0]
+        else:
+            problems.append(errors.CommuneInvalid(field="commune"))
+        if not form.accept_rules:
+            problems.append(errors.RulesNotAccepted(field="accept_rules"))
+        if problems:
+            raise Invalid(problems)
+        assert place is not None
+        assert form.age is not None
+        now = self.clock.now_ms()
+        token = self.ids.token()
+        person_id = self.ids.person_id()
+        session = Session(
+            id=person_id,
+            token_hash=token_hash(token),
+            profile=Profile(
+                id=person_id,
+                name=name,
+                gender=gender,
+                age=form.age,
+                commune=place.name,
+                dep=place.dep,
+                region=place.region,
+            ),
+            pseudonym_key=key,
+            postal_code=place.postal_code,
+            commune_code=place.code,
+            lang=form.lang if form.lang in ("fr", "en") else site.default_lang,
+            pm_policy=PmPolicy.EVERYONE,
+            created_at=now,
+            last_seen=now,
+        )
+        try:
+            await self.store.create_session(session)
+        except errors.PseudonymTaken as exc:
+            raise Invalid([exc]) from exc
+        return session, token
+
+    async def session_for_token(self, token: str) -> Session | None:
+        if not token or len(token) > 100:
+            return None
+        return await self.store.session_by_token(token_hash(token))
+
+    async def end_session(self, session: Session, *, reason: str) -> list[Effect]:
+        """End a session ("Quitter" or inactivity): leave its rooms, free its pseudonym, close
+        its connections everywhere. ``reason`` is the ``bye`` code sent to its connections."""
+        if not await self.store.end_session(session.id, self.clock.now_ms()):
+            return []
+        effects: list[Effect] = []
+        for slug in await self.store.rooms_of(session.id):
+            effects.extend(await self._leave_room(session, slug))
+        effects.extend(self.went_offline(session))
+        effects.append(
+            Control(
+                person_channel(session.id),
+                CloseConnection(person=session.id, code=reason, reconnect=False),
+            )
+        )
+        return effects
+
+    async def end_idle_sessions(self, connected: set[str]) -> list[Effect]:
+        """End sessions without a connection for longer than the idle timeout."""
+        cutoff = self.clock.now_ms() - self.config.sessions.idle_timeout_minutes * 60_000
+        effects: list[Effect] = []
+        for person_id in await self.store.idle_sessions(cutoff, limit=500):
+            if person_id in connected:
+                continue
+            session = await self.store.get_session(person_id)
+            if session is not None and session.live:
+                effects.extend(await self.end_session(session, reason="not_authenticated"))
+        return effects
+
+    async def purge(self) -> tuple[int, int]:
+        """Delete expired messages and long-ended sessions; return both counts."""
+        now = self.clock.now_ms()
+        messages = 0
+        while True:
+            n = await self.store.purge_expired(now, limit=1000)
+            messages += n
+            if n < 1000:
+                break
+        sessions = await self.store.purge_ended_sessions(now - self.config.lifetime_ms, limit=1000)
+        return messages, sessions
+
+    # --- connection lifecycle ---------------------------------------------------------------
+
+    async def connect(self, actor: Actor, hello: cmd.Hello) -> list[Effect]:
+        """A connection said hello: welcome it and attach it to each of its streams."""
+        if hello.v != cmd.PROTOCOL_VERSION:
+            raise errors.BadField(detail=f"unsupported protocol version {hello.v}, expected 1")
+        me = actor.session
+        blocked = await self.store.blocked_by(me.id)
+        blockers = await self.store.blockers_of(me.id)
+        actor.hidden = set(blocked) | set(blockers)
+        joined = await self.store.rooms_of(me.id)
+        conversations = await self._conversations(me.id)
+        blocked_people = await self._person_refs(blocked)
+        welcome = ev.Welcome(
+            v=cmd.PROTOCOL_VERSION,
+            me=me.profile,
+            prefs=ev.Prefs(pm_policy=me.pm_policy, lang=me.lang),
+            rooms=self._room_infos(me.lang),
+            joined=joined,
+            conversations=conversations,
+            blocked=blocked_people,
+            limits=ev.Limits(
+                max_chars=self.config.messages.max_chars,
+                lifetime_ms=self.config.lifetime_ms,
+                max_rooms=self.config.sessions.max_rooms,
+                max_frame_bytes=self.config.limits.max_frame_bytes,
+            ),
+            now=self.clock.now_ms(),
+        )
+        effects: list[Effect] = [Reply(welcome)]
+        for stream in [room_stream(slug) for slug in joined] + [c.stream for c in conversations]:
+            effects.append(Attach(stream, hello.streams.get(stream)))
+        return effects
+
+    def came_online(self, actor: Actor, rooms: Sequence[str]) -> list[Effect]:
+        profile = actor.session.profile
+        hidden = frozenset(actor.hidden)
+        effects: list[Effect] = [
+            Control(PRESENCE_CHANNEL, Here(profile=profile, rooms=list(rooms)))
+        ]
+        for slug in rooms:
+            effects.append(
+                Publish(room_stream(slug), ev.Members(room=slug, add=[profile]), exclude=hidden)
+            )
+        effects.append(Publish(LOBBY_CHANNEL, ev.Presence(add=[profile]), exclude=hidden))
+        return effects
+
+    def went_offline(self, session: Session) -> list[Effect]:
+        rooms = self.directory.rooms_of(session.id)
+        effects: list[Effect] = [Control(PRESENCE_CHANNEL, Gone(person=session.id))]
+        for slug in sorted(rooms):
+            effects.append(Publish(room_stream(slug), ev.Members(room=slug, remove=[session.id])))
+        effects.append(Publish(LOBBY_CHANNEL, ev.Presence(remove=[session.id])))
+        return effects
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def handle(self, actor: Actor, command: cmd.AnyCommand) -> list[Effect]:
+        match command:
+            case cmd.Send():
+                return await self._send(actor, command)
+            case cmd.Typing():
+                return self._typing(actor, command)
+            case cmd.Read():
+                return await self._read(actor, command)
+            case cmd.Join():
+                return await self._join(actor, command.room)
+            case cmd.Leave():
+                return await self._leave(actor, command.room)
+            case cmd.History():
+                return await self._history(actor, command)
+            case cmd.People():
+                return self._people(actor, command)
+            case cmd.OpenDm():
+                return await self._open_dm_command(actor, command.person)
+            case cmd.Block():
+                return await self._block(actor, command.person)
+            case cmd.Unblock():
+                return await self._unblock(actor, command.person)
+            case cmd.SetPrefs():
+                return await self._prefs(actor, command)
+            case cmd.Hello():
+                raise errors.AlreadyHello()
+        raise errors.UnknownType(type=type(command).__name__)  # pragma: no cover - exhaustive
+
+    async def _send(self, actor: Actor, command: cmd.Send) -> list[Effect]:
+        text = check_message_text(command.text, self.config.messages.max_chars)
+        stream = command.stream
+        effects: list[Effect] = []
+        other: str | None = None
+        if room_slug(stream) is not None:
+            if stream not in actor.streams:
+                if self.config.room(room_slug(stream) or "") is None:
+                    raise errors.RoomUnknown(field="stream")
+                raise errors.RoomNotJoined(field="stream")
+        else:
+            other = self._dm_other(actor, stream)
+            if stream in actor.streams:
+                await self._check_can_still_write(actor, other)
+            else:
+                effects.extend(await self._open_dm(actor, other, stream))
+        msg, dup = await self._append(stream, "text", actor.session, text, command.local_id)
+        effects.append(
+            Reply(
+                ev.Ack(
+                    local_id=command.local_id,
+                    stream=stream,
+                    seq=msg.seq,
+                    id=msg.id,
+                    ts=msg.ts,
+                    dup=dup,
+                )
+            )
+        )
+        if dup:
+            return effects
+        effects.append(publish_message(msg))
+        if other is not None:
+            await self.store.mark_read(actor.id, stream, msg.seq)
+            if msg.seq == 1:  # the conversation's first message: the other person learns of it
+                effects.append(
+                    Publish(
+                        person_channel(other),
+                        ev.Conversation(
+                            conv=ev.ConvInfo(
+                                stream=stream,
+                                other=actor.session.profile,
+                                unread=0,
+                                last_seq=0,
+                                last_ts=0,
+                            )
+                        ),
+                    )
+                )
+                effects.append(
+                    Control(person_channel(other), AttachStream(person=other, stream=stream))
+                )
+        return effects
+
+    def _typing(self, actor: Actor, command: cmd.Typing) -> list[Effect]:
+        if command.stream not in actor.streams or dm_parties(command.stream) is None:
+            raise errors.StreamUnknown(field="stream")
+        now = self.clock.now_ms()
+        if now - actor.last_typing_ms < TYPING_MIN_INTERVAL_MS:
+            return []  # a typing notice is a hint: extra ones are dropped silently
+        actor.last_typing_ms = now
+        notice = ev.TypingNotice(stream=command.stream, person=actor.id)
+        return [Publish(command.stream, notice, exclude=frozenset({actor.id}))]
+
+    async def _read(self, actor: Actor, command: cmd.Read) -> list[Effect]:
+        if command.stream not in actor.streams:
+            raise errors.StreamUnknown(field="stream")
+        if dm_parties(command.stream) is not None:
+            await self.store.mark_read(actor.id, command.stream, command.seq)
+        return []
+
+    async def _history(self, actor: Actor, command: cmd.History) -> list[Effect]:
+        if command.stream not in actor.streams:
+            raise errors.StreamUnknown(field="stream")
+        start = max(0, command.before - command.limit - 1)
+        items = [
+            m
+            for m in await self.store.read(command.stream, start, command.limit + 1)
+            if m.seq < command.before
+        ][-command.limit :]
+        first = await self.store.first_seq(command.stream)
+        more = bool(items) and first is not None and first < items[0].seq
+        return [Reply(ev.HistoryPage(stream=command.stream, items=items, more=more))]
+
+    async def _join(self, actor: Actor, slug: str) -> list[Effect]:
+        room = self._room(slug)
+        if actor.session.profile.age < room.min_age:
+            raise errors.RoomAgeRestricted(field="room", min=room.min_age)
+        stream = room_stream(slug)
+        if stream in actor.streams:
+            return [Reply(ev.Joined(room=slug))]
+        joined = await self.store.rooms_of(actor.id)
+        if slug not in joined and len(joined) >= self.config.sessions.max_rooms:
+            raise errors.TooManyRooms(field="room", max=self.config.sessions.max_rooms)
+        effects: list[Effect] = [Reply(ev.Joined(room=slug))]
+        if await self.store.add_member(slug, actor.id, self.clock.now_ms()):
+            await self.store.ensure_stream(stream, self.clock.now_ms())
+            msg, _ = await self._append(stream, "join", actor.session, "", None)
+            effects.append(Attach(stream))
+            effects.append(publish_message(msg))
+            effects.append(
+                Publish(
+                    stream,
+                    ev.Members(room=slug, add=[actor.session.profile]),
+                    exclude=frozenset(actor.hidden),
+                )
+            )
+            effects.append(Control(PRESENCE_CHANNEL, RoomJoin(person=actor.id, room=slug)))
+        else:
+            effects.append(Attach(stream))
+        return effects
+
+    async def _leave(self, actor: Actor, slug: str) -> list[Effect]:
+        self._room(slug)
+        stream = room_stream(slug)
+        if stream not in actor.streams:
+            raise errors.RoomNotJoined(field="room")
+        effects: list[Effect] = [Reply(ev.Left(room=slug)), Detach(stream)]
+        effects.extend(await self._leave_room(actor.session, slug))
+        return effects
+
+    async def _leave_room(self, session: Session, slug: str) -> list[Effect]:
+        if not await self.store.remove_member(slug, session.id):
+            return []
+        stream = room_stream(slug)
+        msg, _ = await self._append(stream, "leave", session, "", None)
+        return [
+            publish_message(msg),
+            Publish(stream, ev.Members(room=slug, remove=[session.id])),
+            Control(PRESENCE_CHANNEL, RoomLeave(person=session.id, room=slug)),
+        ]
+
+    def _people(self, actor: Actor, command: cmd.People) -> list[Effect]:
+        if command.scope == "room":
+            self._room(command.room)
+        flt = PeopleFilter(
+            scope=command.scope,
+            room=command.room,
+            gender=command.gender,
+            age_band=command.age_band,
+            dep=command.dep,
+            region=command.region,
+        )
+        items, total = self.directory.query(
+            flt,
+            hidden=actor.hidden,
+            near=actor.session.profile if command.near else None,
+            limit=command.limit,
+        )
+        effects: list[Effect] = [
+            Reply(ev.PeopleList(scope=command.scope, room=command.room, items=items, total=total))
+        ]
+        watch_site = command.scope == "site" and command.watch
+        if watch_site and not actor.watching_site:
+            actor.watching_site = True
+            effects.append(Subscribe(LOBBY_CHANNEL))
+        elif not watch_site and actor.watching_site:
+            actor.watching_site = False
+            effects.append(Unsubscribe(LOBBY_CHANNEL))
+        return effects
+
+    async def _open_dm_command(self, actor: Actor, person: str) -> list[Effect]:
+        if person == actor.id:
+            raise errors.PrivateMessageSelf(field="person")
+        stream = dm_stream(actor.id, person)
+        if stream in actor.streams:
+            conv = await self.store.get_conversation(actor.id, stream)
+            other = await self.store.get_session(person)
+            if conv is None or other is None:  # pragma: no cover - attached implies both exist
+                raise errors.PersonUnknown(field="person")
+            return [Reply(ev.Conversation(conv=self._conv_info(conv.stream, other, conv)))]
+        return await self._open_dm(actor, person, stream)
+
+    async def _open_dm(self, actor: Actor, other_id: str, stream: str) -> list[Effect]:
+        """Check that the actor may write to ``other_id`` and open the conversation for them."""
+        if other_id == actor.id:
+            raise errors.PrivateMessageSelf(field="person")
+        other = await self.store.get_session(other_id)
+        if other is None or not other.live:
+            raise errors.PersonUnknown(field="person")
+        if other_id in actor.hidden or await self.store.is_blocked_either_way(actor.id, other_id):
+            raise errors.PrivateMessageRefused(field="person")
+        conv = await self.store.get_conversation(other_id, stream)
+        if conv is None or conv.opened_by != other_id:
+            await self._check_policy(actor, other)
+        now = self.clock.now_ms()
+        await self.store.ensure_stream(stream, now)
+        await self.store.open_conversation(stream, actor.id, other_id, now)
+        mine = await self.store.get_conversation(actor.id, stream)
+        return [
+            Reply(ev.Conversation(conv=self._conv_info(stream, other, mine))),
+            Attach(stream),
+        ]
+
+    async def _check_policy(self, actor: Actor, other: Session) -> None:
+        policy = other.pm_policy
+        if policy == PmPolicy.EVERYONE:
+            return
+        if policy == PmPolicy.SHARED_ROOM:
+            mine = set(await self.store.rooms_of(actor.id))
+            if mine.intersection(await self.store.rooms_of(other.id)):
+                return
+        raise errors.PrivateMessageRefused(field="person")
+
+    async def _check_can_still_write(self, actor: Actor, other_id: str) -> None:
+        """An open conversation stays writable while the other session lives and no block."""
+        if other_id in actor.hidden:
+            raise errors.PrivateMessageRefused(field="stream")
+        other = await self.store.get_session(other_id)
+        if other is None or not other.live:
+            raise errors.PersonUnknown(field="stream")
+
+    async def _block(self, actor: Actor, person: str) -> list[Effect]:
+        if person == actor.id:
+            raise errors.BlockSelf(field="person")
+        if await self.store.get_session(person) is None:
+            raise errors.PersonUnknown(field="person")
+        blocked = await self.store.blocked_by(actor.id)
+        if person not in blocked and len(blocked) >= self.config.sessions.max_blocks:
+            raise errors.TooManyBlocks(field="person", max=self.config.sessions.max_blocks)
+        await self.store.block(actor.id, person, self.clock.now_ms())
+        actor.hidden.add(person)
+        return [
+            Reply(
+                ev.Blocked(people=await self._person_refs(await self.store.blocked_by(actor.id)))
+            ),
+            Reply(ev.Presence(remove=[person])),
+            Control(person_channel(person), SetHidden(person=person, other=actor.id, hidden=True)),
+        ]
+
+    async def _unblock(self, actor: Actor, person: str) -> list[Effect]:
+        await self.store.unblock(actor.id, person)
+        still_hidden = await self.store.is_blocked_either_way(actor.id, person)
+        if not still_hidden:
+            actor.hidden.discard(person)
+        return [
+            Reply(
+                ev.Blocked(people=await self._person_refs(await self.store.blocked_by(actor.id)))
+            ),
+            Control(
+                person_channel(person),
+                SetHidden(person=person, other=actor.id, hidden=still_hidden),
+            ),
+        ]
+
+    async def _prefs(self, actor: Actor, command: cmd.SetPrefs) -> list[Effect]:
+        session = actor.session
+        policy = command.pm_policy or session.pm_policy
+        lang = command.lang or session.lang
+        if (policy, lang) != (session.pm_policy, session.lang):
+            await self.store.set_prefs(session.id, policy, lang)
+            actor.session = dataclasses.replace(session, pm_policy=policy, lang=lang)
+        return [Reply(ev.Prefs(pm_policy=policy, lang=lang))]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _room(self, slug: str) -> RoomConfig:
+        room = self.config.room(slug)
+        if room is None:
+            raise errors.RoomUnknown(field="room")
+        return room
+
+    def _dm_other(self, actor: Actor, stream: str) -> str:
+        parties = dm_parties(stream)
+        if parties is None or actor.id not in parties:
+            raise errors.StreamUnknown(field="stream")
+        a, b = parties
+        if a == b or dm_stream(a, b) != stream:
+            raise errors.StreamUnknown(field="stream")
+        return b if a == actor.id else a
+
+    async def _append(
+        self, stream: str, kind: MessageKind, author: Session, text: str, local_id: str | None
+    ) -> tuple[Message, bool]:
+        now = self.clock.now_ms()
+        item = NewItem(
+            stream=stream,
+            id=self.ids.message_id(),
+            kind=kind,
+            author=author.id,
+            name=author.profile.name,
+            text=text,
+            ts=now,
+            expires_at=now + self.config.lifetime_ms,
+            local_id=local_id,
+        )
+        return await self.store.append(item)
+
+    def _room_infos(self, lang: str) -> list[ev.RoomInfo]:
+        counts = self.directory.counts()
+        english = lang == "en"
+        return [
+            ev.RoomInfo(
+                slug=r.slug,
+                name=(r.name_en or r.name) if english else r.name,
+                description=(r.description_en or r.description) if english else r.description,
+                rules=(r.rules_en or r.rules) if english else r.rules,
+                min_age=r.min_age,
+                adult=r.adult,
+                regions=list(r.regions),
+                count=counts.get(r.slug, 0),
+            )
+            for r in self.config.rooms
+        ]
+
+    def room_infos(self, lang: str) -> list[ev.RoomInfo]:
+        return self._room_infos(lang)
+
+    async def _conversations(self, person_id: str) -> list[ev.ConvInfo]:
+        states = [
+            c
+            for c in await self.store.conversations_of(person_id)
+            if c.opened_by == person_id or c.last_seq > 0
+        ]
+        others = {s.id: s for s in await self.store.get_sessions([c.other for c in states])}
+        out: list[ev.ConvInfo] = []
+        for c in states:
+            other = others.get(c.other)
+            if other is not None:
+                out.append(self._conv_info(c.stream, other, c))
+        return out
+
+    @staticmethod
+    def _conv_info(stream: str, other: Session, state: object | None) -> ev.ConvInfo:
+        from causette.core.models import ConversationState
+
+        unread = last_seq = last_ts = 0
+        if isinstance(state, ConversationState):
+            unread, last_seq, last_ts = state.unread, state.last_seq, state.last_ts
+        return ev.ConvInfo(
+            stream=stream,
+            other=other.profile,
+            unread=unread,
+            last_seq=last_seq,
+            last_ts=last_ts,
+            gone=not other.live,
+        )
+
+    async def _person_refs(self, ids: Sequence[str]) -> list[ev.PersonRef]:
+        if not ids:
+            return []
+        sessions = {s.id: s for s in await self.store.get_sessions(ids)}
+        return [ev.PersonRef(id=i, name=sessions[i].profile.name) for i in ids if i in sessions]

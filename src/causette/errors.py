@@ -1,0 +1,384 @@
+"""One error hierarchy: each error has a stable code, an HTTP status and a French + English message.
+
+Clients show ``message(lang)``; logs carry ``code`` only (never the parameters, which may hold
+personal data such as a pseudonym).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+Lang = Literal["fr", "en"]
+LANGS: tuple[Lang, ...] = ("fr", "en")
+
+
+class CausetteError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    fr: ClassVar[str] = "Erreur interne. Réessayez dans un instant."
+    en: ClassVar[str] = "Internal error. Please try again in a moment."
+    #: True when the same request may succeed later without change (the client may retry).
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, *, field: str | None = None, **params: Any) -> None:
+        super().__init__(self.code)
+        self.field = field
+        self.params = params
+
+    def message(self, lang: str = "fr") -> str:
+        template = self.en if lang == "en" else self.fr
+        try:
+            return template.format(**self.params)
+        except (KeyError, IndexError):  # a missing parameter must never hide the error itself
+            return template
+
+    def to_dict(self, lang: str = "fr") -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message(lang)}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.retryable:
+            out["retryable"] = True
+        return out
+
+
+class InternalError(CausetteError):
+    retryable = True
+
+
+class ConfigError(CausetteError):
+    code = "config_invalid"
+    fr = "Configuration invalide : {detail}"
+    en = "Invalid configuration: {detail}"
+
+
+# --- Entry ---------------------------------------------------------------------------------------
+
+
+class EntryError(CausetteError):
+    status = 422
+
+
+class PseudonymLength(EntryError):
+    code = "pseudonym_length"
+    fr = "Le pseudo doit compter entre {min} et {max} caractères."
+    en = "The pseudonym must be {min} to {max} characters long."
+
+
+class PseudonymChars(EntryError):
+    code = "pseudonym_chars"
+    fr = (
+        "Le pseudo ne peut contenir que des lettres, des chiffres et les signes - _ . ' "
+        "(pas d'espace, d'emoji ni de caractère invisible)."
+    )
+    en = (
+        "The pseudonym may only contain letters, digits and the signs - _ . ' "
+        "(no space, emoji or invisible character)."
+    )
+
+
+class PseudonymTaken(EntryError):
+    code = "pseudonym_taken"
+    status = 409
+    fr = "Ce pseudo (ou un pseudo qui lui ressemble trop) est déjà utilisé. Choisissez-en un autre."
+    en = "This pseudonym (or one too similar to it) is already in use. Please choose another."
+
+
+class PseudonymReserved(EntryError):
+    code = "pseudonym_reserved"
+    fr = "Ce pseudo est réservé. Choisissez-en un autre."
+    en = "This pseudonym is reserved. Please choose another."
+
+
+class GenderInvalid(EntryError):
+    code = "gender_invalid"
+    fr = "Choisissez femme, homme ou autre."
+    en = "Choose woman, man or other."
+
+
+class AgeInvalid(EntryError):
+    code = "age_invalid"
+    fr = "Indiquez votre âge en années (un nombre entre {min} et {max})."
+    en = "Enter your age in years (a number between {min} and {max})."
+
+
+class AgeTooYoung(EntryError):
+    code = "age_too_young"
+    status = 403
+    fr = "Causette est réservé aux personnes de {min} ans et plus."
+    en = "Causette is for people aged {min} and over."
+
+
+class PostalCodeInvalid(EntryError):
+    code = "postal_code_invalid"
+    fr = "Code postal inconnu. Indiquez un code postal français à 5 chiffres."
+    en = "Unknown postal code. Enter a 5-digit French postal code."
+
+
+class CommuneInvalid(EntryError):
+    code = "commune_invalid"
+    fr = "Choisissez votre commune dans la liste."
+    en = "Choose your town from the list."
+
+
+class RulesNotAccepted(EntryError):
+    code = "rules_not_accepted"
+    fr = "Pour entrer, vous devez accepter les règles de Causette."
+    en = "To enter, you must accept Causette's rules."
+
+
+class BadRequest(CausetteError):
+    code = "bad_request"
+    status = 400
+    fr = "Requête invalide : {detail}"
+    en = "Invalid request: {detail}"
+
+
+class BodyTooLarge(CausetteError):
+    code = "body_too_large"
+    status = 413
+    fr = "Requête trop volumineuse."
+    en = "Request too large."
+
+
+class NotFound(CausetteError):
+    code = "not_found"
+    status = 404
+    fr = "Page introuvable."
+    en = "Page not found."
+
+
+class TooManySessions(CausetteError):
+    code = "too_many_sessions"
+    status = 429
+    retryable = True
+    fr = "Trop de nouvelles sessions depuis votre connexion. Réessayez dans quelques minutes."
+    en = "Too many new sessions from your connection. Please try again in a few minutes."
+
+
+# --- Sessions and connections ---------------------------------------------------------------
+
+
+class NotAuthenticated(CausetteError):
+    code = "not_authenticated"
+    status = 401
+    fr = "Votre session est terminée. Entrez à nouveau pour continuer."
+    en = "Your session has ended. Please enter again to continue."
+
+
+class OriginForbidden(CausetteError):
+    code = "origin_forbidden"
+    status = 403
+    fr = "Connexion refusée : origine non autorisée."
+    en = "Connection refused: origin not allowed."
+
+
+class ShuttingDown(CausetteError):
+    code = "shutting_down"
+    status = 503
+    retryable = True
+    fr = "Le serveur redémarre. Reconnexion automatique…"
+    en = "The server is restarting. Reconnecting automatically…"
+
+
+class SessionReplaced(CausetteError):
+    code = "session_replaced"
+    status = 409
+    fr = "Causette est ouvert dans un autre onglet ou sur un autre appareil."
+    en = "Causette is open in another tab or on another device."
+
+
+class SessionQuit(CausetteError):
+    code = "quit"
+    status = 401
+    fr = "Vous avez quitté Causette. À bientôt !"
+    en = "You have left Causette. See you soon!"
+
+
+class TooSlow(CausetteError):
+    code = "too_slow"
+    status = 503
+    retryable = True
+    fr = "Connexion trop lente : reconnexion…"
+    en = "Connection too slow: reconnecting…"
+
+
+# --- WebSocket protocol ---------------------------------------------------------------------
+
+
+class ProtocolError(CausetteError):
+    status = 400
+
+
+class BadJson(ProtocolError):
+    code = "bad_json"
+    fr = "Trame illisible : ce n'est pas du JSON valide."
+    en = "Unreadable frame: not valid JSON."
+
+
+class BadUtf8(ProtocolError):
+    code = "bad_utf8"
+    fr = "Trame illisible : texte UTF-8 invalide."
+    en = "Unreadable frame: invalid UTF-8 text."
+
+
+class UnknownType(ProtocolError):
+    code = "unknown_type"
+    fr = "Commande inconnue : {type}."
+    en = "Unknown command: {type}."
+
+
+class BadField(ProtocolError):
+    code = "bad_field"
+    fr = "Commande invalide : {detail}."
+    en = "Invalid command: {detail}."
+
+
+class FrameTooLarge(ProtocolError):
+    code = "frame_too_large"
+    status = 413
+    fr = "Trame trop grande (au plus {max} octets)."
+    en = "Frame too large (at most {max} bytes)."
+
+
+class BinaryNotSupported(ProtocolError):
+    code = "binary_not_supported"
+    fr = "Les trames binaires ne sont pas acceptées : envoyez du texte JSON."
+    en = "Binary frames are not accepted: send JSON text."
+
+
+class HelloRequired(ProtocolError):
+    code = "hello_required"
+    fr = "La première commande doit être « hello »."
+    en = "The first command must be “hello”."
+
+
+class AlreadyHello(ProtocolError):
+    code = "already_hello"
+    fr = "« hello » a déjà été reçu sur cette connexion."
+    en = "“hello” was already received on this connection."
+
+
+class SlowDown(ProtocolError):
+    code = "slow_down"
+    status = 429
+    retryable = True
+    fr = "Trop de commandes à la fois : ralentissez un peu."
+    en = "Too many commands at once: please slow down."
+
+
+# --- Chat -----------------------------------------------------------------------------------
+
+
+class MessageEmpty(ProtocolError):
+    code = "message_empty"
+    fr = "Le message est vide."
+    en = "The message is empty."
+
+
+class MessageTooLong(ProtocolError):
+    code = "message_too_long"
+    status = 413
+    fr = "Message trop long : {length} caractères pour {max} au plus."
+    en = "Message too long: {length} characters, at most {max}."
+
+
+class MessageForbiddenChars(ProtocolError):
+    code = "message_forbidden_chars"
+    fr = "Le message contient des caractères de contrôle ou d'inversion de texte non autorisés."
+    en = "The message contains control or text-direction characters that are not allowed."
+
+
+class RoomUnknown(ProtocolError):
+    code = "room_unknown"
+    status = 404
+    fr = "Ce salon n'existe pas."
+    en = "This room does not exist."
+
+
+class RoomNotJoined(ProtocolError):
+    code = "room_not_joined"
+    status = 403
+    fr = "Rejoignez ce salon avant d'y écrire."
+    en = "Join this room before writing in it."
+
+
+class RoomAgeRestricted(ProtocolError):
+    code = "room_age_restricted"
+    status = 403
+    fr = "Ce salon est réservé aux personnes de {min} ans et plus."
+    en = "This room is for people aged {min} and over."
+
+
+class TooManyRooms(ProtocolError):
+    code = "too_many_rooms"
+    status = 403
+    fr = "Vous êtes déjà dans {max} salons : quittez-en un pour en rejoindre un autre."
+    en = "You are already in {max} rooms: leave one to join another."
+
+
+class StreamUnknown(ProtocolError):
+    code = "stream_unknown"
+    status = 404
+    fr = "Conversation inconnue ou à laquelle vous ne participez pas."
+    en = "Unknown conversation, or one you are not part of."
+
+
+class PersonUnknown(ProtocolError):
+    code = "person_unknown"
+    status = 404
+    fr = "Cette personne n'est plus connectée."
+    en = "This person is no longer connected."
+
+
+class PrivateMessageRefused(ProtocolError):
+    code = "pm_refused"
+    status = 403
+    fr = "Cette personne ne reçoit pas de messages privés de votre part."
+    en = "This person does not accept private messages from you."
+
+
+class PrivateMessageSelf(ProtocolError):
+    code = "pm_self"
+    fr = "Vous ne pouvez pas vous écrire à vous-même."
+    en = "You cannot write to yourself."
+
+
+class BlockSelf(ProtocolError):
+    code = "block_self"
+    fr = "Vous ne pouvez pas vous bloquer vous-même."
+    en = "You cannot block yourself."
+
+
+class TooManyBlocks(ProtocolError):
+    code = "too_many_blocks"
+    fr = "Vous avez atteint la limite de {max} personnes bloquées."
+    en = "You have reached the limit of {max} blocked people."
+
+
+class StoreUnavailable(CausetteError):
+    code = "store_unavailable"
+    status = 503
+    retryable = True
+    fr = "Service momentanément indisponible : votre message n'a pas été enregistré. Réessayez."
+    en = "Service temporarily unavailable: your message was not saved. Please try again."
+
+
+def all_error_classes() -> list[type[CausetteError]]:
+    """Every error class with a code of its own (grouping classes such as ``EntryError``
+    inherit their parent's code and are left out). Codes are unique (a test checks)."""
+    found: list[type[CausetteError]] = [CausetteError]
+    stack: list[type[CausetteError]] = [CausetteError]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            if sub.code != cls.code:
+                found.append(sub)
+    return found
+
+
+def by_code(code: str) -> type[CausetteError]:
+    for cls in all_error_classes():
+        if cls.code == code:
+            return cls
+    return CausetteError

@@ -1,0 +1,138 @@
+"""The aiohttp application: wiring only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from causette.bus import open_bus
+from causette.config import Config
+from causette.core.clock import SystemClock
+from causette.core.directory import Directory
+from causette.core.ports import Bus, Clock, Store
+from causette.core.service import ChatService
+from causette.geo import Geo
+from causette.ids import IdSource, RandomIds
+from causette.store import open_store
+from causette.web import http, ws
+from causette.web.keys import CONFIG, GEO, NODE, PAGES, SERVICE
+from causette.web.node import Node
+
+log = logging.getLogger(__name__)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, route template, status and duration: no address, no query string, no path
+    parameters (a postal code in a URL is personal enough)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = "?"
+        match_info = getattr(request, "match_info", None)
+        if match_info is not None and match_info.route.resource is not None:
+            route = match_info.route.resource.canonical
+        self.logger.info(
+            "http",
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": response.status,
+                "ms": round(time * 1000, 1),
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("causette.web").joinpath("static")))
+
+
+def create_app(
+    config: Config,
+    *,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    clock: Clock | None = None,
+    ids: IdSource | None = None,
+    geo: Geo | None = None,
+) -> web.Application:
+    """Build the application. Ports not given are opened from the configuration at startup."""
+    app = web.Application(
+        client_max_size=config.limits.max_body_bytes,
+        middlewares=[http.security_headers, http.errors_as_json],
+    )
+    app[CONFIG] = config
+    app[GEO] = geo or Geo.load()
+    app[PAGES] = http.Pages(config)
+    http.add_routes(app)
+    app.router.add_get("/ws", ws.websocket, name="ws")
+    app.router.add_static("/static", static_dir(), name="static", append_version=False)
+
+    async def startup(app: web.Application) -> None:
+        started = time.monotonic()
+        url = config.database_url
+        the_store = store or await open_store(url, migrate=url.startswith(("sqlite", "memory")))
+        the_bus = bus or await open_bus(config.server.bus_url)
+        the_clock = clock or SystemClock()
+        directory = Directory()
+        service = ChatService(config, the_store, the_clock, ids or RandomIds(), app[GEO], directory)
+        node = Node(config, service, the_store, the_bus, the_clock, directory)
+        app[SERVICE] = service
+        app[NODE] = node
+        await node.start()
+        log.info("started", extra={"ms": round((time.monotonic() - started) * 1000)})
+
+    async def shutdown(app: web.Application) -> None:
+        if NODE in app:
+            await app[NODE].shutdown()
+
+    async def cleanup(app: web.Application) -> None:
+        if NODE in app:
+            node = app[NODE]
+            await node.close()
+            await node.store.close()
+
+    app.on_startup.append(startup)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def run(config: Config, **kwargs: Any) -> None:
+    loop = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        pass
+    app = create_app(config)
+
+    def announce(_: str) -> None:
+        host = config.server.host
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"Causette listening on http://{shown}:{config.server.port} (Ctrl+C to stop)",
+            flush=True,
+        )
+
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("causette.access"),
+        print=announce,
+        shutdown_timeout=config.server.shutdown_grace_seconds + 5,
+        loop=loop,
+        handle_signals=True,
+        **kwargs,
+    )

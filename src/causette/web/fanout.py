@@ -1,0 +1,442 @@
+"""Delivery: from bus envelopes to bytes on sockets.
+
+The hot path, for one published event: the bytes were encoded once by the publisher; ``deliver``
+puts them in order for their stream and appends them to each subscribed connection's queue; once
+per event-loop tick ``_flush`` writes each dirty connection **one** WebSocket frame holding a JSON
+array of everything queued for it. No per-recipient task, await, encoding or database access.
+
+Ordering: every stream item carries ``(stream, seq)``. A node keeps, per stream it is subscribed
+to, the last seq it delivered; duplicates are dropped, items arriving early wait for the missing
+ones, and a gap that does not fill quickly is backfilled from the store.
+
+Attaching a connection to a stream (join, resume, new conversation) reads the store and then
+joins the live flow at exactly the seq the node has reached, so the connection sees every item
+once: what it missed in the ``sync``, the rest live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from causette.core import events as ev
+from causette.core.commands import Cursor
+from causette.core.models import Message
+from causette.core.ports import Bus, Envelope, Store
+
+log = logging.getLogger(__name__)
+
+_PACK_LEN1 = struct.Struct("!BB").pack
+_PACK_LEN2 = struct.Struct("!BBH").pack
+_PACK_LEN3 = struct.Struct("!BBQ").pack
+_TEXT_FIN = 0x81
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked (server-to-client) final text frame, RFC 6455 §5.2."""
+    n = len(payload)
+    if n < 126:
+        return _PACK_LEN1(_TEXT_FIN, n) + payload
+    if n < 65536:
+        return _PACK_LEN2(_TEXT_FIN, 126, n) + payload
+    return _PACK_LEN3(_TEXT_FIN, 127, n) + payload
+
+
+class Sink:
+    """Where a connection's frames go: the seam to the transport (swap for another library or a
+    test double without touching the fan-out)."""
+
+    def write(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+    def buffered(self) -> int:
+        """Bytes accepted but not yet sent to the peer."""
+        raise NotImplementedError
+
+    def is_closing(self) -> bool:
+        raise NotImplementedError
+
+
+class TransportSink(Sink):
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+
+    def write(self, frame: bytes) -> None:
+        self.transport.write(frame)
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+class Connection:
+    __slots__ = (
+        "channels",
+        "closed",
+        "id",
+        "on_overflow",
+        "person_id",
+        "queue",
+        "queued_bytes",
+        "sink",
+    )
+
+    def __init__(
+        self,
+        conn_id: str,
+        person_id: str,
+        sink: Sink,
+        on_overflow: Callable[[Connection], None],
+    ) -> None:
+        self.id = conn_id
+        self.person_id = person_id
+        self.sink = sink
+        self.queue: list[bytes] = []
+        self.queued_bytes = 0
+        self.channels: set[str] = set()
+        self.closed = False
+        self.on_overflow = on_overflow
+
+
+@dataclass(slots=True)
+class StreamState:
+    """A node's position in one stream it is subscribed to."""
+
+    last: int | None = None  # highest seq delivered in order (None: not known yet)
+    epoch: str = ""
+    pending: dict[int, Envelope] = field(default_factory=dict)
+    gap_timer: asyncio.TimerHandle | None = None
+    backfilling: bool = False
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        max_queue_bytes: int,
+        history_limit: int,
+        max_replay: int,
+        now_ms: Callable[[], int],
+        on_control: Callable[[Envelope], None],
+        gap_timeout: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.max_queue_bytes = max_queue_bytes
+        self.history_limit = history_limit
+        self.max_replay = max_replay
+        self.now_ms = now_ms
+        self.on_control = on_control
+        self.gap_timeout = gap_timeout
+        self.channels: dict[str, set[Connection]] = {}
+        self.streams: dict[str, StreamState] = {}
+        self.by_person: dict[str, Connection] = {}
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self._encoder = msgspec.json.Encoder()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Figures for metrics and benchmarks.
+        self.frames_sent = 0
+        self.events_queued = 0
+        self.slow_disconnects = 0
+
+    # --- connections --------------------------------------------------------------------------
+
+    def add(self, conn: Connection) -> Connection | None:
+        """Register a connection; return the one it replaces for the same person, if any."""
+        previous = self.by_person.get(conn.person_id)
+        self.by_person[conn.person_id] = conn
+        return previous
+
+    def remove(self, conn: Connection) -> None:
+        conn.closed = True
+        if self.by_person.get(conn.person_id) is conn:
+            del self.by_person[conn.person_id]
+        for channel in list(conn.channels):
+            self._leave_channel(conn, channel)
+
+    def connected_people(self) -> set[str]:
+        return set(self.by_person)
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    async def _ensure_node_subscribed(self, channel: str) -> None:
+        if channel in self.channels:
+            pending = self._subscribing.get(channel)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return
+        self.channels[channel] = set()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribing[channel] = future
+        try:
+            await self.bus.subscribe(channel)
+            future.set_result(None)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            if not self.channels.get(channel):
+                self.channels.pop(channel, None)
+            raise
+        finally:
+            del self._subscribing[channel]
+
+    async def subscribe(self, conn: Connection, channel: str) -> None:
+        """Subscribe a connection to a plain channel (person, lobby): no ordering, no replay."""
+        await self._ensure_node_subscribed(channel)
+        if conn.closed:
+            return
+        self.channels[channel].add(conn)
+        conn.channels.add(channel)
+
+    def unsubscribe(self, conn: Connection, channel: str) -> None:
+        self._leave_channel(conn, channel)
+
+    def _leave_channel(self, conn: Connection, channel: str) -> None:
+        conn.channels.discard(channel)
+        members = self.channels.get(channel)
+        if members is None:
+            return
+        members.discard(conn)
+        if not members and channel not in self._subscribing:
+            del self.channels[channel]
+            state = self.streams.pop(channel, None)
+            if state is not None and state.gap_timer is not None:
+                state.gap_timer.cancel()
+            self._spawn(self.bus.unsubscribe(channel))
+
+    async def attach(self, conn: Connection, stream: str, cursor: Cursor | None) -> bool:
+        """Subscribe ``conn`` to ``stream`` and queue its ``sync``. False if already attached."""
+        if stream in conn.channels:
+            return False
+        await self._ensure_node_subscribed(stream)
+        state = self.streams.get(stream)
+        if state is None:
+            state = self.streams[stream] = StreamState()
+        head = await self.store.stream_head(stream)
+        if head is None:
+            head = await self.store.ensure_stream(stream, self.now_ms())
+        recovered = (
+            cursor is not None
+            and cursor.epoch == head.epoch
+            and head.last_seq - cursor.seq <= self.max_replay
+            and cursor.seq <= head.last_seq
+        )
+        items: list[Message]
+        if recovered:
+            assert cursor is not None
+            items = await self.store.read(stream, cursor.seq, self.max_replay + 1)
+            if len(items) > self.max_replay:
+                recovered = False
+        if not recovered:
+            items = await self.store.latest(stream, self.history_limit, self.now_ms())
+        base = cursor.seq if recovered and cursor is not None else 0
+        position = max(head.last_seq, items[-1].seq if items else 0, base)
+        # Join the live flow exactly where the node stands.
+        while True:
+            if conn.closed:
+                return False
+            if state.last is None:
+                state.last = position
+                state.epoch = head.epoch
+                break
+            if state.last <= position:
+                items = [m for m in items if m.seq <= state.last]
+                break
+            more = await self.store.read(stream, position, state.last - position)
+            items.extend(more)
+            position = max(position, more[-1].seq if more else state.last)
+            if not more:
+                break
+        members = self.channels.setdefault(stream, set())
+        members.add(conn)
+        conn.channels.add(stream)
+        sync = ev.Sync(
+            stream=stream,
+            epoch=head.epoch,
+            recovered=recovered,
+            items=items,
+            last_seq=state.last if state.last is not None else position,
+        )
+        self.send(conn, self._encoder.encode(sync))
+        self._drain(stream, state)
+        return True
+
+    def detach(self, conn: Connection, stream: str) -> None:
+        self._leave_channel(conn, stream)
+
+    # --- delivery (hot path) ------------------------------------------------------------------
+
+    def deliver(self, env: Envelope) -> None:
+        """Called by the bus for every envelope of a channel this node subscribes to."""
+        if env.control:
+            self.on_control(env)
+            return
+        if not env.seq:
+            self._fan_out(env)
+            return
+        state = self.streams.get(env.stream)
+        if state is None:
+            return  # not attached anymore
+        if state.last is None:
+            state.pending[env.seq] = env  # the first attach will tell where we stand
+            return
+        if env.seq <= state.last:
+            return  # duplicate
+        if env.seq == state.last + 1:
+            state.last = env.seq
+            self._fan_out(env)
+            if state.pending:
+                self._drain(env.stream, state)
+            return
+        state.pending[env.seq] = env
+        if state.gap_timer is None:
+            loop = asyncio.get_running_loop()
+            state.gap_timer = loop.call_later(self.gap_timeout, self._gap_expired, env.stream)
+
+    def _fan_out(self, env: Envelope) -> None:
+        members = self.channels.get(env.channel)
+        if not members:
+            return
+        data = env.data
+        size = len(data)
+        exclude = env.exclude
+        dirty = self._dirty
+        for conn in members:
+            if exclude and conn.person_id in exclude:
+                continue
+            if not conn.queue:
+                dirty.append(conn)
+            conn.queue.append(data)
+            conn.queued_bytes += size
+        self.events_queued += len(members)
+        if not self._flush_scheduled and dirty:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def send(self, conn: Connection, data: bytes) -> None:
+        """Queue one encoded event for one connection (replies, syncs)."""
+        if conn.closed:
+            return
+        if not conn.queue:
+            self._dirty.append(conn)
+        conn.queue.append(data)
+        conn.queued_bytes += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Write what is queued now rather than at the end of this loop tick."""
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limit = self.max_queue_bytes
+        for conn in dirty:
+            queue = conn.queue
+            if not queue:
+                continue
+            conn.queue = []
+            queued = conn.queued_bytes
+            conn.queued_bytes = 0
+            if conn.closed:
+                continue
+            sink = conn.sink
+            if sink.is_closing():
+                continue
+            if queued + sink.buffered() > limit:
+                # A connection that cannot keep up is cut, never allowed to slow the others;
+                # its client resumes from its cursors.
+                self.slow_disconnects += 1
+                conn.on_overflow(conn)
+                continue
+            sink.write(ws_text_frame(b"[" + b",".join(queue) + b"]"))
+            self.frames_sent += 1
+
+    # --- ordering -----------------------------------------------------------------------------
+
+    def _drain(self, stream: str, state: StreamState) -> None:
+        """Deliver pending items that have become contiguous; drop stale ones."""
+        if state.last is None or not state.pending:
+            return
+        for seq in sorted(state.pending):
+            if seq <= state.last:
+                del state.pending[seq]
+            elif seq == state.last + 1:
+                env = state.pending.pop(seq)
+                state.last = seq
+                self._fan_out(env)
+            else:
+                break
+        if not state.pending and state.gap_timer is not None:
+            state.gap_timer.cancel()
+            state.gap_timer = None
+        elif state.pending and state.gap_timer is None:
+            loop = asyncio.get_running_loop()
+            state.gap_timer = loop.call_later(self.gap_timeout, self._gap_expired, stream)
+
+    def _gap_expired(self, stream: str) -> None:
+        state = self.streams.get(stream)
+        if state is None:
+            return
+        state.gap_timer = None
+        if state.pending and not state.backfilling:
+            self._spawn(self._backfill(stream, state))
+
+    async def _backfill(self, stream: str, state: StreamState) -> None:
+        """Fetch from the store what the bus did not bring, in order."""
+        state.backfilling = True
+        try:
+            while state.pending and state.last is not None and self.streams.get(stream) is state:
+                upto = min(state.pending)
+                if upto <= state.last + 1:
+                    self._drain(stream, state)
+                    continue
+                missing = await self.store.read(stream, state.last, upto - state.last - 1)
+                log.info("backfill", extra={"stream_kind": stream[:1], "items": len(missing)})
+                for msg in missing:
+                    if state.last is not None and msg.seq == state.last + 1:
+                        state.last = msg.seq
+                        self._fan_out(
+                            Envelope(
+                                channel=stream,
+                                data=self._encoder.encode(msg),
+                                stream=stream,
+                                seq=msg.seq,
+                            )
+                        )
+                # Whatever is still missing has expired: skip past it.
+                if state.last is not None and state.last < upto - 1:
+                    state.last = upto - 1
+                self._drain(stream, state)
+        finally:
+            state.backfilling = False
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for state in self.streams.values():
+            if state.gap_timer is not None:
+                state.gap_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,391 @@
+"""HTTP: pages, entry, session, geography, health. Thin: parse, call the service, encode."""
+
+from __future__ import annotations
+
+import html
+import logging
+from importlib import resources
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from causette import errors
+from causette.config import Config
+from causette.core.models import Session
+from causette.core.service import EntryForm, Invalid
+from causette.geo import Geo
+from causette.web.keys import CONFIG, GEO, NODE, PAGES, SERVICE
+from causette.web.node import Node
+
+log = logging.getLogger(__name__)
+
+LANG_COOKIE = "causette_lang"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
+# --- request helpers -------------------------------------------------------------------------
+
+
+def is_secure(request: web.Request, config: Config) -> bool:
+    if config.server.trust_proxy_headers:
+        proto = request.headers.get("X-Forwarded-Proto", "")
+        if proto:
+            return proto.split(",")[0].strip().lower() == "https"
+    return request.secure
+
+
+def origin_allowed(request: web.Request, config: Config) -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    scheme = "https" if is_secure(request, config) else "http"
+    return origin == f"{scheme}://{request.host}" or origin in config.server.allowed_origins
+
+
+def pick_lang(request: web.Request, config: Config, explicit: str | None = None) -> str:
+    for candidate in (explicit, request.query.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if candidate in ("fr", "en"):
+            return candidate
+    ranked: list[tuple[float, str]] = []
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.split("-")[0].strip().lower()
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if primary in ("fr", "en"):
+            ranked.append((q, primary))
+    if ranked:
+        return max(ranked, key=lambda t: t[0])[1]
+    return config.site.default_lang
+
+
+async def current_session(request: web.Request) -> Session | None:
+    config = request.app[CONFIG]
+    token = request.cookies.get(config.sessions.cookie_name, "")
+    return await request.app[SERVICE].session_for_token(token)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(data),
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def error_response(exc: errors.CausetteError, lang: str) -> web.Response:
+    problems = exc.problems if isinstance(exc, Invalid) else [exc]
+    status = exc.status
+    if isinstance(exc, Invalid) and len(problems) == 1:
+        status = problems[0].status
+    return json_response({"errors": [p.to_dict(lang) for p in problems]}, status=status)
+
+
+# --- middlewares -----------------------------------------------------------------------------
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    if not response.prepared:
+        response.headers.update(SECURITY_HEADERS)
+        if is_secure(request, request.app[CONFIG]):
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except errors.CausetteError as exc:
+        return error_response(exc, pick_lang(request, config))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(errors.BodyTooLarge(), pick_lang(request, config))
+    except web.HTTPNotFound:
+        if request.path.startswith("/api/"):
+            return error_response(errors.NotFound(), pick_lang(request, config))
+        raise
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request_failed", extra={"route": _route(request)})
+        return error_response(errors.InternalError(), pick_lang(request, config))
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "?"
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+class Pages:
+    """The page templates, read once. Only two placeholders are filled: the language and the
+    site name (escaped); everything else is static."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        templates = resources.files("causette.web").joinpath("templates")
+        self.index = templates.joinpath("index.html").read_text("utf-8")
+        self.rules_page = templates.joinpath("rules.html").read_text("utf-8")
+        self.rules = {lang: _read_rules(config, lang) for lang in ("fr", "en")}
+
+    def render(self, template: str, lang: str, **extra: str) -> str:
+        out = template.replace("{{lang}}", lang).replace(
+            "{{site_name}}", html.escape(self.config.site.name)
+        )
+        for key, value in extra.items():
+            out = out.replace("{{" + key + "}}", value)
+        return out
+
+
+def _read_rules(config: Config, lang: str) -> str:
+    path = config.site.rules_file_en if lang == "en" else config.site.rules_file
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    data = resources.files("causette").joinpath("data", f"rules.{lang}.txt")
+    text = data.read_text("utf-8").strip()
+    return text.replace("{min_age}", str(config.site.min_age))
+
+
+def _html_paragraphs(text: str) -> str:
+    return "\n".join(
+        f"<p>{html.escape(block.strip()).replace(chr(10), '<br>')}</p>"
+        for block in text.split("\n\n")
+        if block.strip()
+    )
+
+
+async def index(request: web.Request) -> web.Response:
+    pages = request.app[PAGES]
+    lang = pick_lang(request, request.app[CONFIG])
+    return web.Response(
+        text=pages.render(pages.index, lang),
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def rules_page(request: web.Request) -> web.Response:
+    pages = request.app[PAGES]
+    lang = pick_lang(request, request.app[CONFIG])
+    body = _html_paragraphs(pages.rules[lang])
+    return web.Response(
+        text=pages.render(pages.rules_page, lang, rules=body), content_type="text/html"
+    )
+
+
+# --- API -------------------------------------------------------------------------------------
+
+
+async def site_info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    pages = request.app[PAGES]
+    lang = pick_lang(request, config)
+    rooms = request.app[SERVICE].room_infos(lang)
+    return json_response(
+        {
+            "name": config.site.name,
+            "min_age": config.site.min_age,
+            "max_age": config.site.max_age,
+            "default_lang": config.site.default_lang,
+            "rules": pages.rules,
+            "rooms": rooms,
+            "max_chars": config.messages.max_chars,
+            "lifetime_ms": config.lifetime_ms,
+        }
+    )
+
+
+async def geo_postal(request: web.Request) -> web.Response:
+    geo: Geo = request.app[GEO]
+    code = request.match_info["code"]
+    communes = geo.postal(code)
+    if not communes:
+        raise errors.PostalCodeInvalid(field="postal_code")
+    return json_response(
+        {
+            "postal_code": code,
+            "communes": [
+                {
+                    "code": c.code,
+                    "name": c.name,
+                    "dep": c.dep,
+                    "dep_name": c.dep_name,
+                    "region": c.region,
+                    "region_name": c.region_name,
+                    "former": list(c.former),
+                }
+                for c in communes
+            ],
+        }
+    )
+
+
+async def geo_areas(request: web.Request) -> web.Response:
+    geo: Geo = request.app[GEO]
+    response = json_response(
+        {
+            "departements": [
+                {"code": code, "name": name, "region": region}
+                for code, name, region in geo.departements()
+            ],
+            "regions": [{"code": code, "name": name} for code, name in geo.regions()],
+            "attribution": geo.attribution,
+        }
+    )
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+class EntryBody(msgspec.Struct):
+    pseudonym: str = ""
+    gender: str = ""
+    age: int | None = None
+    postal_code: str = ""
+    commune: str = ""
+    accept_rules: bool = False
+    lang: str = ""
+
+
+_entry_decoder = msgspec.json.Decoder(EntryBody)
+_FIELD_ERRORS: dict[str, type[errors.CausetteError]] = {
+    "pseudonym": errors.PseudonymLength,
+    "gender": errors.GenderInvalid,
+    "postal_code": errors.PostalCodeInvalid,
+    "commune": errors.CommuneInvalid,
+    "accept_rules": errors.RulesNotAccepted,
+}
+
+
+def _require_same_origin(request: web.Request) -> None:
+    if not origin_allowed(request, request.app[CONFIG]):
+        raise errors.OriginForbidden()
+
+
+async def enter(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    _require_same_origin(request)
+    if request.content_type != "application/json":
+        raise errors.BadRequest(detail="Content-Type must be application/json")
+    raw = await request.read()
+    lang = pick_lang(request, config)
+    try:
+        body = _entry_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _entry_type_error(str(exc), config) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(detail="the body is not valid JSON") from exc
+    lang = pick_lang(request, config, body.lang or None)
+    form = EntryForm(
+        pseudonym=body.pseudonym,
+        gender=body.gender,
+        age=body.age,
+        postal_code=body.postal_code,
+        commune=body.commune,
+        accept_rules=body.accept_rules,
+        lang=lang,
+    )
+    node: Node = request.app[NODE]
+    if node.shutting_down:
+        raise errors.ShuttingDown()
+    try:
+        session, token = await request.app[SERVICE].enter(form)
+    except errors.CausetteError as exc:
+        return error_response(exc, lang)
+    response = json_response({"me": session.profile, "lang": session.lang}, status=201)
+    _set_session_cookie(request, response, token)
+    log.info("session_created")
+    return response
+
+
+def _entry_type_error(text: str, config: Config) -> errors.CausetteError:
+    field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else ""
+    if field == "age":
+        return errors.AgeInvalid(field="age", min=config.site.min_age, max=config.site.max_age)
+    if field in _FIELD_ERRORS:
+        cls = _FIELD_ERRORS[field]
+        if cls is errors.PseudonymLength:
+            return cls(field=field, min=2, max=20)
+        return cls(field=field)
+    return errors.BadRequest(detail=text)
+
+
+def _set_session_cookie(request: web.Request, response: web.Response, token: str) -> None:
+    config = request.app[CONFIG]
+    response.set_cookie(
+        config.sessions.cookie_name,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=is_secure(request, config),
+        path="/",
+    )
+
+
+async def whoami(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    if session is None:
+        raise errors.NotAuthenticated()
+    return json_response({"me": session.profile, "lang": session.lang})
+
+
+async def leave_site(request: web.Request) -> web.Response:
+    """ "Quitter": end the session everywhere and forget the cookie."""
+    _require_same_origin(request)
+    config = request.app[CONFIG]
+    session = await current_session(request)
+    if session is not None:
+        await request.app[NODE].quit(session)
+        log.info("session_quit")
+    response = web.Response(status=204, headers={"Cache-Control": "no-store"})
+    response.del_cookie(config.sessions.cookie_name, path="/")
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    node: Node = request.app[NODE]
+    if node.shutting_down:
+        return json_response({"status": "shutting_down"}, status=503)
+    try:
+        await node.store.ping()
+    except errors.CausetteError:
+        return json_response({"status": "store_unavailable"}, status=503)
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", index, name="index")
+    app.router.add_get("/rules", rules_page, name="rules")
+    app.router.add_get("/api/site", site_info)
+    app.router.add_get("/api/geo/postal/{code}", geo_postal)
+    app.router.add_get("/api/geo/areas", geo_areas)
+    app.router.add_post("/api/session", enter)
+    app.router.add_get("/api/session", whoami)
+    app.router.add_delete("/api/session", leave_site)
+    app.router.add_get("/healthz", healthz)

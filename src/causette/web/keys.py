@@ -1,0 +1,21 @@
+"""Typed keys for what the aiohttp application holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from causette.config import Config
+from causette.geo import Geo
+
+if TYPE_CHECKING:
+    from causette.core.service import ChatService
+    from causette.web.http import Pages
+    from causette.web.node import Node
+
+CONFIG = web.AppKey("config", Config)
+GEO = web.AppKey("geo", Geo)
+SERVICE: web.AppKey[ChatService] = web.AppKey("service")
+NODE: web.AppKey[Node] = web.AppKey("node")
+PAGES: web.AppKey[Pages] = web.AppKey("pages")

@@ -1,0 +1,402 @@
+"""One Causette node: the service, the hub, the bus and the periodic jobs, wired together.
+
+The web handlers stay thin: they authenticate, decode, and hand commands to ``Node``, which asks
+the service for effects and carries them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from causette import errors
+from causette.config import Config
+from causette.core import commands as cmd
+from causette.core import events as ev
+from causette.core.directory import Directory
+from causette.core.effects import (
+    PRESENCE_CHANNEL,
+    AnyControl,
+    Attach,
+    AttachStream,
+    CloseConnection,
+    Control,
+    Detach,
+    Effect,
+    Gone,
+    Here,
+    Publish,
+    Reply,
+    RoomJoin,
+    RoomLeave,
+    SetHidden,
+    Subscribe,
+    Unsubscribe,
+    person_channel,
+)
+from causette.core.ports import Bus, Clock, Envelope, Store
+from causette.core.service import Actor, ChatService
+from causette.safety.ratelimit import TokenBucket
+from causette.web.fanout import Connection, Hub, Sink
+from causette.web.protocol import encode, error_event
+
+log = logging.getLogger(__name__)
+
+_control_decoder = msgspec.json.Decoder(AnyControl)
+
+# WebSocket close codes (RFC 6455 §7.4.1 and the registry).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+@dataclass(slots=True)
+class Client:
+    """A live WebSocket on this node."""
+
+    ws: web.WebSocketResponse
+    conn: Connection
+    actor: Actor
+    bucket: TokenBucket
+    greeted: bool = False
+    closing: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Node:
+    def __init__(
+        self,
+        config: Config,
+        service: ChatService,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        directory: Directory,
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.directory = directory
+        self.hub = Hub(
+            store,
+            bus,
+            max_queue_bytes=config.limits.max_send_queue_bytes,
+            history_limit=config.messages.history_limit,
+            max_replay=config.limits.resume_max_replay,
+            now_ms=clock.now_ms,
+            on_control=self._on_control,
+        )
+        self.clients: dict[str, Client] = {}
+        self.shutting_down = False
+        self._offline_timers: dict[str, asyncio.TimerHandle] = {}
+        self._jobs: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_counts: tuple[dict[str, int], int] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.bus.start(self.hub.deliver)
+        await self.bus.subscribe(PRESENCE_CHANNEL)
+        for room in self.config.rooms:
+            await self.store.ensure_stream("r:" + room.slug, self.clock.now_ms())
+        self._jobs = [
+            asyncio.create_task(self._every(1.0, self._send_counts)),
+            asyncio.create_task(
+                self._every(self.config.messages.purge_interval_seconds, self._purge)
+            ),
+            asyncio.create_task(self._every(30.0, self._sweep_sessions)),
+        ]
+
+    async def shutdown(self) -> None:
+        """Tell every client we are going (they reconnect elsewhere or later), then close."""
+        self.shutting_down = True
+        byes = {
+            lang: encode(
+                ev.Bye(
+                    code=errors.ShuttingDown.code,
+                    message=errors.ShuttingDown().message(lang),
+                    reconnect=True,
+                )
+            )
+            for lang in errors.LANGS
+        }
+        clients = list(self.clients.values())
+        for client in clients:
+            client.closing = True
+            self.hub.send(client.conn, byes["en"] if client.actor.lang == "en" else byes["fr"])
+        # The notice is written before the close frame: clients read it, then the close.
+        self.hub.flush()
+        closing = [
+            asyncio.ensure_future(c.ws.close(code=CLOSE_GOING_AWAY, message=b"shutting_down"))
+            for c in clients
+        ]
+        if closing:
+            _, late = await asyncio.wait(
+                closing, timeout=self.config.server.shutdown_grace_seconds or None
+            )
+            for task in late:
+                task.cancel()
+        await self._touch_connected()
+
+    async def close(self) -> None:
+        for job in self._jobs:
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+        for timer in self._offline_timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.hub.close()
+        await self.bus.close()
+
+    # --- connections --------------------------------------------------------------------------
+
+    def new_client(self, ws: web.WebSocketResponse, sink: Sink, actor_session: Any) -> Client:
+        conn_id = secrets.token_urlsafe(9)
+        conn = Connection(conn_id, actor_session.id, sink, self._on_overflow)
+        actor = Actor(session=actor_session, conn_id=conn_id)
+        limits = self.config.limits
+        bucket = TokenBucket(limits.commands_per_second, limits.commands_burst, self.clock.now_ms())
+        client = Client(ws=ws, conn=conn, actor=actor, bucket=bucket)
+        self.clients[conn_id] = client
+        replaced = self.hub.add(conn)
+        if replaced is not None:
+            old = self.clients.get(replaced.id)
+            if old is not None:
+                self.close_client(old, "session_replaced", reconnect=False)
+        return client
+
+    async def greet(self, client: Client, hello: cmd.Hello) -> None:
+        """Handle ``hello``: subscribe, welcome, attach streams, announce presence."""
+        actor = client.actor
+        await self.hub.subscribe(client.conn, person_channel(actor.id))
+        # Other nodes close their connections of this session (one connection per session).
+        await self._publish_control(
+            person_channel(actor.id),
+            CloseConnection(
+                person=actor.id, code="session_replaced", reconnect=False, keep=client.conn.id
+            ),
+        )
+        effects = await self.service.connect(actor, hello)
+        client.greeted = True
+        await self.run(effects, client)
+        timer = self._offline_timers.pop(actor.id, None)
+        if timer is not None:
+            timer.cancel()
+        elif not self.directory.is_here(actor.id):
+            rooms = [s[2:] for s in actor.streams if s.startswith("r:")]
+            await self.run(self.service.came_online(actor, sorted(rooms)), client)
+
+    async def command(self, client: Client, command: cmd.AnyCommand) -> None:
+        effects = await self.service.handle(client.actor, command)
+        await self.run(effects, client)
+
+    def error(self, client: Client, exc: errors.CausetteError, ref: str | None) -> None:
+        self.hub.send(client.conn, encode(error_event(exc, client.actor.lang, ref)))
+
+    def disconnected(self, client: Client) -> None:
+        self.clients.pop(client.conn.id, None)
+        for task in client.tasks:
+            task.cancel()
+        self.hub.remove(client.conn)
+        person = client.actor.id
+        if (
+            client.greeted
+            and person not in self.hub.by_person
+            and person not in self._offline_timers
+        ):
+            loop = asyncio.get_running_loop()
+            self._offline_timers[person] = loop.call_later(
+                self.config.sessions.offline_grace_seconds, self._offline_expired, person
+            )
+        self._spawn(self.store.touch_sessions([person], self.clock.now_ms()))
+
+    def close_client(self, client: Client, code: str, *, reconnect: bool) -> None:
+        """Send ``bye`` and close the WebSocket (in the background)."""
+        if client.closing:
+            return
+        client.closing = True
+        message = _bye_message(code, client.actor.lang)
+        self.hub.send(client.conn, encode(ev.Bye(code=code, message=message, reconnect=reconnect)))
+        close_code = CLOSE_TRY_AGAIN if reconnect else CLOSE_POLICY
+        self._spawn(self._close_after_flush(client, close_code, code))
+
+    async def _close_after_flush(self, client: Client, close_code: int, reason: str) -> None:
+        self.hub.flush()  # the bye precedes the close frame
+        await client.ws.close(code=close_code, message=reason.encode())
+
+    def _on_overflow(self, conn: Connection) -> None:
+        client = self.clients.get(conn.id)
+        conn.closed = True
+        if client is not None and not client.closing:
+            client.closing = True
+            log.info("slow_consumer_disconnected")
+            self._spawn(client.ws.close(code=CLOSE_TRY_AGAIN, message=b"too_slow"))
+
+    def _offline_expired(self, person: str) -> None:
+        self._offline_timers.pop(person, None)
+        if person not in self.hub.by_person and self.directory.is_here(person):
+            self._spawn(self._went_offline(person))
+
+    async def _went_offline(self, person: str) -> None:
+        session = await self.store.get_session(person)
+        if session is not None:
+            await self.run(self.service.went_offline(session))
+
+    # --- effects ------------------------------------------------------------------------------
+
+    async def run(self, effects: Iterable[Effect], client: Client | None = None) -> None:
+        """Carry out the service's effects in order. ``Reply``/``Attach``… need a client."""
+        for effect in effects:
+            match effect:
+                case Publish(channel, event, stream, seq, exclude):
+                    await self.bus.publish(
+                        Envelope(channel, encode(event), stream=stream, seq=seq, exclude=exclude)
+                    )
+                case Control(channel, op):
+                    await self._publish_control(channel, op)
+                case Reply(event):
+                    if client is not None:
+                        self.hub.send(client.conn, encode(event))
+                case Attach(stream, cursor):
+                    if client is not None:
+                        client.actor.streams.add(stream)
+                        await self.hub.attach(client.conn, stream, cursor)
+                case Detach(stream):
+                    if client is not None:
+                        client.actor.streams.discard(stream)
+                        self.hub.detach(client.conn, stream)
+                case Subscribe(channel):
+                    if client is not None:
+                        await self.hub.subscribe(client.conn, channel)
+                case Unsubscribe(channel):
+                    if client is not None:
+                        self.hub.unsubscribe(client.conn, channel)
+
+    async def _publish_control(self, channel: str, op: Any) -> None:
+        await self.bus.publish(Envelope(channel, msgspec.json.encode(op), control=True))
+
+    def _on_control(self, env: Envelope) -> None:
+        try:
+            op = _control_decoder.decode(env.data)
+        except msgspec.DecodeError:
+            log.error("bad_control_envelope", extra={"channel_kind": env.channel[:2]})
+            return
+        match op:
+            case Here(profile, rooms):
+                self.directory.here(profile, rooms)
+            case Gone(person):
+                self.directory.gone(person)
+            case RoomJoin(person, room):
+                self.directory.join(person, room)
+            case RoomLeave(person, room):
+                self.directory.leave(person, room)
+            case CloseConnection(person, code, reconnect, keep):
+                conn = self.hub.by_person.get(person)
+                if conn is not None and conn.id != keep:
+                    client = self.clients.get(conn.id)
+                    if client is not None:
+                        self.close_client(client, code, reconnect=reconnect)
+            case AttachStream(person, stream):
+                client = self._client_of(person)
+                if client is not None and client.greeted:
+                    client.actor.streams.add(stream)
+                    self._spawn(self.hub.attach(client.conn, stream, None), client)
+            case SetHidden(person, other, hidden):
+                client = self._client_of(person)
+                if client is not None:
+                    if hidden:
+                        client.actor.hidden.add(other)
+                        self.hub.send(client.conn, encode(ev.Presence(remove=[other])))
+                    else:
+                        client.actor.hidden.discard(other)
+
+    def _client_of(self, person: str) -> Client | None:
+        conn = self.hub.by_person.get(person)
+        return self.clients.get(conn.id) if conn is not None else None
+
+    # --- sessions ended from HTTP ------------------------------------------------------------
+
+    async def quit(self, session: Any) -> None:
+        await self.run(await self.service.end_session(session, reason="quit"))
+
+    # --- periodic jobs ------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except errors.StoreUnavailable:
+                log.warning("job_store_unavailable", extra={"job": job.__name__})
+            except Exception:
+                log.exception("job_failed", extra={"job": job.__name__})
+
+    async def _send_counts(self) -> None:
+        counts = (self.directory.counts(), self.directory.online_count())
+        if counts == self._last_counts:
+            return
+        self._last_counts = counts
+        data = encode(ev.Counts(rooms=counts[0], online=counts[1]))
+        for client in self.clients.values():
+            if client.greeted:
+                self.hub.send(client.conn, data)
+
+    async def _purge(self) -> None:
+        messages, sessions = await self.service.purge()
+        if messages or sessions:
+            log.info("purged", extra={"messages": messages, "sessions": sessions})
+
+    async def _sweep_sessions(self) -> None:
+        await self._touch_connected()
+        effects = await self.service.end_idle_sessions(self.hub.connected_people())
+        await self.run(effects)
+
+    async def _touch_connected(self) -> None:
+        people = list(self.hub.connected_people())
+        if people:
+            await self.store.touch_sessions(people, self.clock.now_ms())
+
+    def _spawn(self, coro: Awaitable[Any], client: Client | None = None) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if client is not None:
+            client.tasks.add(task)
+            task.add_done_callback(client.tasks.discard)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, errors.StoreUnavailable | ConnectionError):
+                log.warning("background_task_failed", extra={"error": type(exc).__name__})
+            else:
+                log.error("background_task_failed", exc_info=exc)
+
+    def counts_now(self) -> dict[str, int]:
+        return self.directory.counts()
+
+
+def _bye_message(code: str, lang: str) -> str:
+    return errors.by_code(code)().message(lang)
+
+
+async def suppress_cancel(awaitable: Awaitable[Any]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await awaitable

@@ -1,0 +1,87 @@
+"""The WebSocket endpoint: authenticate, then decode each frame and hand it to the node."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from causette import errors
+from causette.core import commands as cmd
+from causette.web.fanout import TransportSink
+from causette.web.http import current_session, origin_allowed
+from causette.web.keys import CONFIG, NODE
+from causette.web.node import Client, Node
+from causette.web.protocol import command_ref, decode_command
+
+log = logging.getLogger(__name__)
+
+#: At most one ``slow_down`` error per this many ms: a flood must not be answered by a flood.
+SLOW_DOWN_NOTICE_MS = 1000
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    node = request.app[NODE]
+    if node.shutting_down:
+        raise errors.ShuttingDown()
+    if not origin_allowed(request, config):
+        log.info("ws_origin_refused")
+        raise errors.OriginForbidden()
+    session = await current_session(request)
+    if session is None:
+        raise errors.NotAuthenticated()
+    ws = web.WebSocketResponse(
+        heartbeat=config.limits.heartbeat_seconds,
+        max_msg_size=config.limits.hard_frame_bytes,
+        compress=False,  # frames are written pre-encoded by the fan-out
+        decode_text=False,  # bytes go straight to the decoder, which checks UTF-8 itself
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:  # the peer left during the handshake
+        return ws
+    client = node.new_client(ws, TransportSink(transport), session)
+    last_notice = 0
+    try:
+        async for msg in ws:
+            if client.closing:
+                continue
+            if msg.type == WSMsgType.TEXT:
+                data: bytes = msg.data
+            elif msg.type == WSMsgType.BINARY:
+                node.error(client, errors.BinaryNotSupported(), None)
+                continue
+            else:
+                break
+            now = node.clock.now_ms()
+            if not client.bucket.take(now):
+                if now - last_notice >= SLOW_DOWN_NOTICE_MS:
+                    last_notice = now
+                    node.error(client, errors.SlowDown(), command_ref(data))
+                continue
+            await _handle_frame(node, client, data, config.limits.max_frame_bytes)
+    finally:
+        node.disconnected(client)
+    return ws
+
+
+async def _handle_frame(node: Node, client: Client, data: bytes, max_bytes: int) -> None:
+    try:
+        command = decode_command(data, max_bytes)
+    except errors.CausetteError as exc:
+        node.error(client, exc, command_ref(data) if len(data) <= max_bytes else None)
+        return
+    ref = command.ref or (command.local_id if isinstance(command, cmd.Send) else None)
+    try:
+        if client.greeted:
+            await node.command(client, command)
+        elif isinstance(command, cmd.Hello):
+            await node.greet(client, command)
+        else:
+            raise errors.HelloRequired()
+    except errors.CausetteError as exc:
+        node.error(client, exc, ref)
+    except Exception:
+        log.exception("command_failed", extra={"command": type(command).__name__})
+        node.error(client, errors.InternalError(), ref)
