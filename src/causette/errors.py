@@ -363,6 +363,45 @@ class StoreUnavailable(CausetteError):
     en = "Service temporarily unavailable: your message was not saved. Please try again."
 
 
+# --- Storage (opening and migrating) ----------------------------------------------------
+
+
+class SchemaBehind(ConfigError):
+    """The database schema is older than this version of Causette (or empty)."""
+
+    code = "schema_behind"
+    fr = (
+        "Le schéma de la base de données n'est pas à jour (version {current}, attendue "
+        "{head}). Lancez « causette migrate » puis redémarrez."
+    )
+    en = (
+        "The database schema is not up to date (revision {current}, expected {head}). "
+        "Run “causette migrate”, then restart."
+    )
+
+
+class SchemaUnknown(ConfigError):
+    """The database is at a revision this version of Causette does not know (it is newer)."""
+
+    code = "schema_unknown"
+    fr = (
+        "La base de données est à une version de schéma inconnue ({current}) : elle a sans "
+        "doute été migrée par une version plus récente de Causette. Mettez Causette à jour."
+    )
+    en = (
+        "The database is at an unknown schema revision ({current}): it was probably migrated "
+        "by a newer version of Causette. Upgrade Causette."
+    )
+
+
+class StoreUnreachable(StoreUnavailable):
+    """The database cannot be reached or opened (at start, or by ``causette migrate``)."""
+
+    code = "store_unreachable"
+    fr = "Base de données injoignable ({target}) : {reason}. Vérifiez-la, puis réessayez."
+    en = "Cannot reach the database ({target}): {reason}. Check it, then try again."
+
+
 def all_error_classes() -> list[type[CausetteError]]:
     """Every error class with a code of its own (grouping classes such as ``EntryError``
     inherit their parent's code and are left out). Codes are unique (a test checks)."""

@@ -37,6 +37,11 @@ class Store(Protocol):
         same ``pseudonym_key`` (enforced by the database, so racing nodes cannot both win)."""
         ...
 
+    async def pseudonym_in_use(self, pseudonym_key: str) -> bool:
+        """True when a live session holds this key (a read-only early check; the insert in
+        ``create_session`` remains the rule)."""
+        ...
+
     async def get_session(self, person_id: str) -> Session | None:
         """The session, live or ended (until purged)."""
         ...
@@ -71,15 +76,19 @@ class Store(Protocol):
     async def stream_head(self, stream: str) -> StreamHead | None: ...
 
     async def append(self, item: NewItem) -> tuple[Message, bool]:
-        """Store an item with the stream's next ``seq`` (the stream must exist).
+        """Store an item with the stream's next ``seq`` (the stream must exist, else
+        ``StreamUnknown``).
 
         Idempotent: when ``item.local_id`` is set and the same author already stored an item
         with that ``local_id``, nothing is written and ``(existing, True)`` is returned.
         """
         ...
 
-    async def read(self, stream: str, after_seq: int, limit: int) -> list[Message]:
-        """Items with ``seq > after_seq``, ascending, at most ``limit`` (expired ones excluded)."""
+    async def read(
+        self, stream: str, after_seq: int, limit: int, now: int | None = None
+    ) -> list[Message]:
+        """Items with ``seq > after_seq``, ascending, at most ``limit``. Purged items are gone;
+        with ``now``, items already expired (``expires_at <= now``) are left out too."""
         ...
 
     async def latest(self, stream: str, limit: int, now: int) -> list[Message]:

@@ -1,0 +1,1 @@
+"""SQL adapter of the store: schema (tables), engines and the ``SqlStore``."""

@@ -1,0 +1,196 @@
+"""Engines and failure classification for the SQL store.
+
+SQLite (embedded, one node)
+    One connection, shared through SQLAlchemy's queue pool of size 1: SQLite has a single
+    writer anyway, and with aiosqlite each connection is a thread, so more connections only add
+    lock contention (``database is locked`` waits with sleeps) — see ``bench/store_append.py``.
+    Waiting for the connection is fair (FIFO) and never blocks the event loop.
+
+    The ``sqlite3`` driver's own transaction handling is switched off (``isolation_level =
+    None``) and SQLAlchemy's ``begin`` event emits the ``BEGIN``: ``BEGIN IMMEDIATE`` for
+    writing transactions (the write lock is taken up front, so a read-then-write transaction
+    can never fail half-way on a lock upgrade), nothing at all for single-statement reads and
+    writes (SQLite runs each statement atomically). A connection or engine view chooses with
+    the ``causette_begin`` execution option: ``"IMMEDIATE"``, ``"DEFERRED"`` or ``"NONE"``.
+
+    Pragmas on every new connection: WAL (readers never wait for the writer), ``synchronous =
+    NORMAL`` (durable across application crashes; an OS crash may lose the last commits),
+    ``foreign_keys = ON`` and a ``busy_timeout`` for other processes (``causette migrate``,
+    admin commands) holding the write lock.
+
+PostgreSQL
+    A normal pool over asyncpg, ``READ COMMITTED``; ``append`` is serialised per stream by the
+    row lock its ``UPDATE streams`` takes. (Adapter to be completed with the cluster work.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from causette.errors import ConfigError
+
+BeginMode = Literal["IMMEDIATE", "DEFERRED", "NONE"]
+BEGIN_OPTION: Final = "causette_begin"
+
+#: Milliseconds SQLite waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS: Final = 5000
+#: Seconds a caller waits for the (single) SQLite connection, or a pooled PostgreSQL one.
+POOL_TIMEOUT_S: Final = 10.0
+
+
+def async_url(url: str) -> URL:
+    """The SQLAlchemy async URL for a Causette ``database_url``.
+
+    ``sqlite:///path`` → ``sqlite+aiosqlite:///path``;
+    ``postgresql://…`` → ``postgresql+asyncpg://…``.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as error:
+        raise ConfigError(detail=f"database_url is not a database URL ({error})") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:"):
+            raise ConfigError(
+                detail="database_url: an in-memory SQLite database is not supported; "
+                "use memory:// (nothing kept) or sqlite:///path/to/causette.db"
+            )
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ConfigError(detail=f"database_url: unsupported scheme {parsed.drivername!r}")
+
+
+def describe(url: URL) -> str:
+    """Where the database is, for messages: a file path, or ``host:port/database`` (never the
+    password)."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ""
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"{host}{port}/{url.database or ''}"
+
+
+def sqlite_path(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database)
+
+
+def create_engine(
+    url: URL,
+    *,
+    pooled: bool = True,
+    sqlite_connections: int = 1,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> AsyncEngine:
+    """An engine for the store (``pooled``) or for a one-off task such as a migration.
+
+    ``sqlite_connections`` is there to measure alternatives (``bench/store_append.py``): one
+    is the fastest, and the default.
+    """
+    if url.get_backend_name() == "sqlite":
+        if pooled:
+            engine = create_async_engine(
+                url, pool_size=sqlite_connections, max_overflow=0, pool_timeout=POOL_TIMEOUT_S
+            )
+        else:
+            engine = create_async_engine(url, poolclass=NullPool)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
+        return engine
+    try:
+        if pooled:
+            return create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=POOL_TIMEOUT_S,
+                pool_pre_ping=True,
+            )
+        return create_async_engine(url, poolclass=NullPool)
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            detail=f"database_url: the driver for {url.get_backend_name()} is not installed "
+            f"({error.name})"
+        ) from None
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see above)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        if mode == "IMMEDIATE":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif mode == "DEFERRED":
+            connection.exec_driver_sql("BEGIN")
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+#: SQLite errors that say "not now" rather than "wrong": locks held too long, the file missing or
+#: unreadable, the disk failing or full.
+_SQLITE_UNAVAILABLE: Final = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+    "readonly database",
+    "no active connection",
+    "connection closed",
+    "closed database",
+)
+
+#: PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock, shutting down, too many
+#: connections, lock timeout, cannot connect now.
+_PG_RETRYABLE: Final = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300", "55P03"})
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True for failures of the database service (unreachable, locked too long, connection
+    lost) rather than errors in what was asked of it: the caller may tell the person to retry.
+    """
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came in time
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        orig = error.orig
+        module = type(orig).__module__ if orig is not None else ""
+        if module.startswith(("sqlite3", "aiosqlite")):
+            text = str(orig).lower()
+            return any(fragment in text for fragment in _SQLITE_UNAVAILABLE)
+        # PostgreSQL (asyncpg): the SQLSTATE, or a client-side connection failure.
+        sqlstate = getattr(orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and (sqlstate in _PG_RETRYABLE or sqlstate[:2] == "08"):
+            return True
+        return isinstance(error, exc.InterfaceError)
+    # Raised as they are by drivers while connecting (refused, DNS, timeout).
+    return isinstance(error, (OSError, asyncio.TimeoutError))
+
+
+def reason(error: BaseException) -> str:
+    """A short, password-free description of a failure, for operators."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text[:200]

@@ -1,0 +1,59 @@
+"""Fixtures for the store contract suite: every ``Store`` adapter must pass the same tests.
+
+To run the suite against another adapter, add one entry to ``STORE_ADAPTERS`` (a function that
+opens a fresh, empty store and closes it afterwards, plus the markers it needs), e.g.::
+
+    "postgres": StoreAdapter(postgres_store, marks=(pytest.mark.postgres,)),
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from causette.core.ports import Store
+from causette.store import open_store
+
+
+@asynccontextmanager
+async def memory_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await open_store("memory://")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await open_store(f"sqlite:///{tmp_path / 'data' / 'causette.db'}", migrate=True)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@dataclass(frozen=True)
+class StoreAdapter:
+    open: Callable[[Path], AbstractAsyncContextManager[Store]]
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+STORE_ADAPTERS: dict[str, StoreAdapter] = {
+    "memory": StoreAdapter(memory_store),
+    "sqlite": StoreAdapter(sqlite_store),
+}
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=adapter.marks) for name, adapter in STORE_ADAPTERS.items()]
+)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh, empty store of each kind."""
+    adapter = STORE_ADAPTERS[request.param]
+    async with adapter.open(tmp_path) as opened:
+        yield opened

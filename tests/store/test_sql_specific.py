@@ -1,0 +1,257 @@
+"""What only the SQL store (on SQLite) does: files, pragmas, schema checks, failure mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import exc, text
+
+import causette.store as store_module
+from causette.core.models import NewItem
+from causette.errors import ConfigError, StoreUnavailable
+from causette.store import (
+    MemoryStore,
+    SchemaBehind,
+    SchemaUnknown,
+    SqlStore,
+    StoreUnreachable,
+    alembic_config,
+    head_revision,
+    migrate,
+    open_store,
+    schema_status,
+)
+from causette.store.sql.engine import async_url, create_engine
+
+T0 = 1_767_225_600_000
+STREAM = "r:general"
+
+
+def url_of(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def new_item(message_id: str, local_id: str | None = None) -> NewItem:
+    return NewItem(
+        stream=STREAM,
+        id=message_id,
+        kind="text",
+        author="alice",
+        name="Alice",
+        text="bonjour",
+        ts=T0,
+        expires_at=T0 + 60_000,
+        local_id=local_id,
+    )
+
+
+@asynccontextmanager
+async def sql_store(path: Path, *, busy_timeout_ms: int = 5000) -> AsyncIterator[SqlStore]:
+    await migrate(url_of(path))
+    engine = create_engine(async_url(url_of(path)), sqlite_busy_timeout_ms=busy_timeout_ms)
+    store = SqlStore(engine)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextmanager
+def write_lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another process (here: another connection) holding SQLite's write lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+async def test_memory_url_gives_a_memory_store() -> None:
+    store = await open_store("memory://")
+    assert isinstance(store, MemoryStore)
+    await store.close()
+
+
+async def test_the_database_file_is_created_with_its_directories(tmp_path: Path) -> None:
+    path = tmp_path / "several" / "levels" / "causette.db"
+    store = await open_store(url_of(path), migrate=True)
+    try:
+        assert isinstance(store, SqlStore)
+        await store.ping()
+        assert path.is_file()
+    finally:
+        await store.close()
+
+
+async def test_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
+    async with sql_store(tmp_path / "c.db") as store, store.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+
+
+async def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    async with sql_store(path) as store:
+        head = await store.ensure_stream(STREAM, T0)
+        await store.append(new_item("m1"))
+    reopened = await open_store(url_of(path))
+    try:
+        assert await reopened.stream_head(STREAM) == type(head)(STREAM, head.epoch, 1)
+        assert [m.id for m in await reopened.read(STREAM, 0, 10)] == ["m1"]
+    finally:
+        await reopened.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///:memory:", "mysql://db.example/causette", "not a url"],
+)
+async def test_unsupported_urls_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        await open_store(url)
+
+
+# --- schema revision checks ------------------------------------------------------------------
+
+
+async def test_an_empty_database_is_refused_without_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with pytest.raises(SchemaBehind) as refused:
+        await open_store(url_of(path))
+    error = refused.value
+    assert isinstance(error, ConfigError)
+    assert error.code == "schema_behind"
+    assert "causette migrate" in error.message("fr")
+    assert "causette migrate" in error.message("en")
+    assert await schema_status(url_of(path)) == (None, head_revision())
+
+
+async def test_migrate_brings_the_schema_to_head(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "c.db")
+    assert await migrate(url) == head_revision()
+    assert await migrate(url) == head_revision()  # nothing left to do
+    assert await schema_status(url) == (head_revision(), head_revision())
+    store = await open_store(url)
+    await store.close()
+
+
+async def test_open_with_migrate_upgrades_first(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "c.db")
+    store = await open_store(url, migrate=True)
+    await store.close()
+    assert await schema_status(url) == (head_revision(), head_revision())
+
+
+async def test_a_database_behind_head_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = url_of(tmp_path / "c.db")
+    await migrate(url)
+    # As if this version of Causette brought a newer migration than the database has.
+    monkeypatch.setattr(store_module, "head_revision", lambda: "0002_next")
+    with pytest.raises(SchemaBehind) as refused:
+        await open_store(url)
+    assert "0002_next" in refused.value.message("en")
+
+
+async def test_a_database_downgraded_to_nothing_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    await migrate(url_of(path))
+    engine = create_engine(async_url(url_of(path)), pooled=False)
+    try:
+
+        def downgrade(connection: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+    finally:
+        await engine.dispose()
+    with pytest.raises(SchemaBehind):
+        await open_store(url_of(path))
+    store = await open_store(url_of(path), migrate=True)  # and back up again
+    await store.close()
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    await migrate(url_of(path))
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    raw.close()
+    with pytest.raises(SchemaUnknown) as refused:
+        await open_store(url_of(path))
+    assert refused.value.code == "schema_unknown"
+    with pytest.raises(SchemaUnknown):
+        await open_store(url_of(path), migrate=True)
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+async def test_an_unopenable_path_is_unavailable_and_named(tmp_path: Path) -> None:
+    directory = tmp_path / "a-directory.db"
+    directory.mkdir()
+    with pytest.raises(StoreUnavailable) as failed:
+        await open_store(url_of(directory), migrate=True)
+    assert isinstance(failed.value, StoreUnreachable)
+    assert failed.value.code == "store_unreachable"
+    assert str(directory) in failed.value.message("en")
+    assert str(directory) in failed.value.message("fr")
+
+
+async def test_a_path_under_a_file_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnreachable):
+        await open_store(url_of(blocker / "causette.db"))
+    with pytest.raises(StoreUnreachable):
+        await migrate(url_of(blocker / "causette.db"))
+    with pytest.raises(StoreUnreachable):
+        await schema_status(url_of(blocker / "causette.db"))
+
+
+async def test_a_write_lock_held_too_long_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    async with sql_store(path, busy_timeout_ms=50) as store:
+        await store.ensure_stream(STREAM, T0)
+        await store.append(new_item("m1"))
+        with write_lock_held_elsewhere(path):
+            with pytest.raises(StoreUnavailable) as failed:
+                await store.append(new_item("m2"))
+            assert isinstance(failed.value.__cause__, exc.OperationalError)
+            # WAL: reading goes on while someone else writes.
+            assert [m.id for m in await store.read(STREAM, 0, 10)] == ["m1"]
+        message, _ = await store.append(new_item("m3"))
+        assert message.seq == 2  # the failed attempt consumed nothing
+
+
+async def test_other_database_errors_are_not_disguised(tmp_path: Path) -> None:
+    async with sql_store(tmp_path / "c.db") as store:
+        await store.ensure_stream(STREAM, T0)
+        await store.append(new_item("m1"))
+        with pytest.raises(exc.IntegrityError):
+            await store.append(new_item("m1"))  # a message id used twice is a bug
+        message, _ = await store.append(new_item("m2"))
+        assert message.seq == 2
+
+
+async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
+    async with sql_store(tmp_path / "c.db") as store:
+        await store.close()
+        with pytest.raises(StoreUnavailable):
+            await store.ensure_stream(STREAM, T0)
