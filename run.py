@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-LOCKS = {"runtime": ROOT / "requirements" / "runtime.lock", "dev": ROOT / "requirements" / "dev.lock"}
+LOCKS = {
+    "runtime": ROOT / "requirements" / "runtime.lock",
+    "dev": ROOT / "requirements" / "dev.lock",
+}
 
 
 def say(text: str) -> None:
@@ -31,7 +34,7 @@ def say(text: str) -> None:
 
 
 def ensure_python() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file must say so on older Pythons
         sys.exit(f"Causette needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
 
 
@@ -41,7 +44,7 @@ def ensure_venv() -> None:
     say(f"creating {VENV.relative_to(ROOT)} …")
     try:
         venv.EnvBuilder(with_pip=True).create(VENV)
-    except Exception as exc:  # noqa: BLE001 - any failure here gets the same advice
+    except Exception as exc:
         sys.exit(
             f"Could not create a virtual environment ({exc}).\n"
             "On Debian/Ubuntu install it with: apt-get install python3-venv"

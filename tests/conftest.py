@@ -4,7 +4,10 @@ turns every such skip into a failure."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from causette.config import Config, load_config
-from causette.web.app import create_app
+from causette.core.ports import Clock
+from causette.geo import Geo
+from causette.store import migrate
+from causette.web.app import AccessLogger, create_app
 from tests.support.client import ProtocolClient
 
 REQUIRE_ALL = os.environ.get("CAUSETTE_TEST_REQUIRE_ALL") == "1"
@@ -62,15 +68,40 @@ class RunningServer:
 ServerFactory = Callable[..., Any]
 
 
+@pytest.fixture(scope="session")
+def geo() -> Geo:
+    """The geography, read once for the whole run (it is read-only)."""
+    return Geo.load()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the schema's head, migrated once for the whole run: each
+    server starts from a copy instead of running the migrations again."""
+    path = tmp_path_factory.mktemp("template") / "causette.db"
+    asyncio.run(migrate(f"sqlite:///{path}"))
+    return path
+
+
 @pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start a real Causette app (SQLite in tmp_path, in-process bus) on a loopback port."""
+async def start_server(tmp_path: Path, geo: Geo, migrated_db: Path) -> AsyncIterator[ServerFactory]:
+    """Start a real Causette app (SQLite in tmp_path, in-process bus) on a loopback port.
+
+    ``start_server(clock=FakeClock(), limits={...})``: a clock to drive time (rate limits,
+    expiry) and configuration sections to override."""
     running: list[RunningServer] = []
 
-    async def start(**sections: dict[str, Any]) -> RunningServer:
+    async def start(*, clock: Clock | None = None, **sections: dict[str, Any]) -> RunningServer:
         config = make_config(tmp_path, **sections)
-        server = TestServer(create_app(config), host="127.0.0.1")
-        await server.start_server()
+        db = tmp_path / "data" / "causette.db"
+        if not db.exists():
+            db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(migrated_db, db)
+        server = TestServer(create_app(config, clock=clock, geo=geo), host="127.0.0.1")
+        # The access log of production (``causette.web.app.run``): no client address.
+        await server.start_server(
+            access_log_class=AccessLogger, access_log=logging.getLogger("causette.access")
+        )
         rs = RunningServer(server)
         running.append(rs)
         return rs

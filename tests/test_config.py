@@ -28,7 +28,7 @@ def test_every_key_is_documented(section: str) -> None:
 
 def test_environment_overrides_file_and_converts_types(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[server]\nport = 9000\n[messages]\nlifetime_minutes = 60\n')
+    path.write_text("[server]\nport = 9000\n[messages]\nlifetime_minutes = 60\n")
     config = load_config(
         path,
         env={
@@ -90,8 +90,16 @@ def test_rooms_table_replaces_the_defaults(tmp_path: Path) -> None:
 def test_default_rooms_cover_topics_and_every_region() -> None:
     config = Config()
     slugs = [r.slug for r in config.rooms]
-    for topic in ("general", "cuisine", "cinema-series", "musique", "sport", "jeux-video",
-                  "voyages", "outre-mer"):
+    for topic in (
+        "general",
+        "cuisine",
+        "cinema-series",
+        "musique",
+        "sport",
+        "jeux-video",
+        "voyages",
+        "outre-mer",
+    ):
         assert topic in slugs
     regions = {code for r in config.rooms for code in r.regions}
     metropolitan = {"11", "24", "27", "28", "32", "44", "52", "53", "75", "76", "84", "93", "94"}

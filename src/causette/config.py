@@ -107,8 +107,9 @@ class LimitsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_frame_bytes: Annotated[int, Meta(ge=256, le=1 << 20)] = 16384
     #: Frames above this are not even read: the connection is closed with code 1009.
     hard_frame_bytes: Annotated[int, Meta(ge=256, le=16 << 20)] = 262144
-    #: Bytes queued for one connection before it is considered too slow and disconnected.
-    max_send_queue_bytes: Annotated[int, Meta(ge=4096)] = 1 << 20
+    #: Bytes a connection may leave unsent (its socket's backlog) from one event-loop tick to
+    #: the next; a connection further behind is disconnected and resumes.
+    max_send_queue_bytes: Annotated[int, Meta(ge=65536)] = 1 << 20
     #: Missed messages replayed per stream on resume; beyond, the client reloads the stream.
     resume_max_replay: Annotated[int, Meta(ge=1, le=10000)] = 500
     #: Commands per second a connection may send (token bucket), with a burst allowance.
@@ -128,8 +129,8 @@ class RoomConfig(Struct, frozen=True, forbid_unknown_fields=True):
     description_en: Annotated[str, Meta(max_length=500)] = ""
     rules: Annotated[str, Meta(max_length=2000)] = ""
     rules_en: Annotated[str, Meta(max_length=2000)] = ""
-    #: Minimum age in this room (never below the site's minimum).
-    min_age: Age = 18
+    #: Minimum age in this room; unset means the site's minimum (never below it).
+    min_age: Age | None = None
     #: A room for adult topics (shown with a mark; never available to a teen space).
     adult: bool = False
     #: INSEE region codes this room is about (a regional room), to suggest it to people there.
@@ -249,6 +250,9 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitsConfig = LimitsConfig()
     rooms: list[RoomConfig] = msgspec.field(default_factory=default_rooms)
 
+    def room_min_age(self, room: RoomConfig) -> int:
+        return max(room.min_age or 0, self.site.min_age)
+
     @property
     def database_url(self) -> str:
         if self.server.database_url:
@@ -340,7 +344,7 @@ def _check(config: Config) -> None:
     if not config.rooms:
         problems.append("at least one room is needed")
     for room in config.rooms:
-        if room.min_age < config.site.min_age:
+        if room.min_age is not None and room.min_age < config.site.min_age:
             problems.append(
                 f"room {room.slug!r}: min_age {room.min_age} is below site.min_age "
                 f"{config.site.min_age}"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 Event = dict[str, Any]
 
@@ -30,6 +31,7 @@ class ProtocolClient:
         self.close_code: int | None = None
         self.cursors: dict[str, list[Any]] = {}  # stream -> [epoch, last_seq]
         self._n = 0
+        self._pongs: dict[bytes, asyncio.Future[None]] = {}
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -73,6 +75,16 @@ class ProtocolClient:
         ) as resp:
             return resp.status
 
+    def session_token(self, name: str = "causette_session") -> str:
+        """The session cookie's value ("" when there is none)."""
+        morsel = self.http.cookie_jar.filter_cookies(URL(self.base_url)).get(name)
+        return morsel.value if morsel is not None else ""
+
+    def share_session(self, other: ProtocolClient) -> None:
+        """Use ``other``'s session cookie, as another tab of the same browser does."""
+        self.http.cookie_jar.update_cookies({"causette_session": other.session_token()})
+        self.me = other.me
+
     # --- WebSocket ----------------------------------------------------------------------------
 
     async def connect(
@@ -88,6 +100,7 @@ class ProtocolClient:
             self.base_url.replace("http", "ws", 1) + "/ws",
             origin=origin if origin is not None else self.origin,
             max_msg_size=16 << 20,
+            autoping=False,  # pongs are read by ``barrier``; pings are answered in ``_read``
         )
         self._reader = asyncio.create_task(self._read(self.ws))
         if not hello:
@@ -100,6 +113,14 @@ class ProtocolClient:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
             async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.PING:
+                    await ws.pong(msg.data)
+                    continue
+                if msg.type == aiohttp.WSMsgType.PONG:
+                    waiter = self._pongs.pop(msg.data, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                    continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
@@ -136,6 +157,24 @@ class ProtocolClient:
         else:
             await self.ws.send_str(data)
 
+    async def send_text_frame(self, payload: bytes) -> None:
+        """A TEXT frame with exactly these bytes (even when they are not valid UTF-8)."""
+        assert self.ws is not None
+        await self.ws._writer.send_frame(payload, aiohttp.WSMsgType.TEXT)
+
+    async def barrier(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Return once the server has read every frame sent before: it answers a ping only
+        when its reading loop reaches it, after handling the frames ahead of it. (Replies to
+        those frames may still be on their way: wait for them with ``expect``.)"""
+        assert self.ws is not None
+        self._n += 1
+        token = f"barrier-{self._n}".encode()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[token] = waiter
+        await self.ws.ping(token)
+        async with asyncio.timeout(timeout):
+            await waiter
+
     def local_id(self) -> str:
         self._n += 1
         return f"t{self._n}"
@@ -143,11 +182,16 @@ class ProtocolClient:
     async def say(self, stream: str, text: str, *, local_id: str | None = None) -> Event:
         lid = local_id or self.local_id()
         await self.send({"type": "send", "stream": stream, "text": text, "local_id": lid})
+        return await self.answer_to(lid)
+
+    async def answer_to(self, local_id: str, timeout: float = DEFAULT_TIMEOUT) -> Event:
+        """The ``ack`` of the send with this ``local_id``, or the ``error`` it caused."""
         return await self.expect(
             lambda e: (
-                (e["type"] == "ack" and e["local_id"] == lid)
-                or (e["type"] == "error" and e.get("ref") == lid)
-            )
+                (e["type"] == "ack" and e["local_id"] == local_id)
+                or (e["type"] == "error" and e.get("ref") == local_id)
+            ),
+            timeout,
         )
 
     async def join(self, room: str) -> Event:

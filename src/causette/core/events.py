@@ -62,6 +62,8 @@ class Welcome(Event, tag="welcome", frozen=True):
     blocked: list[PersonRef]
     limits: Limits
     now: int
+    #: People connected site-wide (then kept current by ``counts``).
+    online: int = 0
 
 
 class Ack(Event, tag="ack", frozen=True):

@@ -88,7 +88,8 @@ def _prototypes() -> dict[str, str]:
     return mapping
 
 
-def _skeleton(text: str) -> str:
+def skeleton_text(text: str) -> str:
+    """Replace each character by its look-alike prototype (e.g. Cyrillic "а" by "a")."""
     protos = _prototypes()
     return "".join(protos.get(c, c) for c in text)
 
@@ -105,8 +106,8 @@ def pseudonym_key(name: str) -> str:
     (capital ``I`` for small ``l``: "AIice"), so ``l`` is folded to ``i`` as well.
     """
     text = _strip_accents(unicodedata.normalize("NFKC", name).casefold())
-    text = _strip_accents(_skeleton(text).casefold())
-    text = _skeleton(text).replace("l", "i")
+    text = _strip_accents(skeleton_text(text).casefold())
+    text = skeleton_text(text).replace("l", "i")
     return "".join(c for c in text if c not in _PSEUDONYM_PUNCT)
 
 

@@ -138,6 +138,10 @@ class ChatService:
             key = pseudonym_key(name)
             if is_reserved(key, site.reserved_pseudonyms, site.reserved_prefixes):
                 raise errors.PseudonymReserved(field="pseudonym")
+            # Checked now so that it is reported with the other problems; the insert below
+            # still decides if two people race for the same name.
+            if await self.store.pseudonym_in_use(key):
+                raise errors.PseudonymTaken(field="pseudonym")
         except errors.CausetteError as exc:
             problems.append(exc)
         try:
@@ -194,7 +198,8 @@ class ChatService:
         try:
             await self.store.create_session(session)
         except errors.PseudonymTaken as exc:
-            raise Invalid([exc]) from exc
+            # The store does not know which form field the key came from: name it here.
+            raise Invalid([errors.PseudonymTaken(field="pseudonym")]) from exc
         return session, token
 
     async def session_for_token(self, token: str) -> Session | None:
@@ -208,9 +213,19 @@ class ChatService:
         if not await self.store.end_session(session.id, self.clock.now_ms()):
             return []
         effects: list[Effect] = []
-        for slug in await self.store.rooms_of(session.id):
+        rooms = await self.store.rooms_of(session.id)
+        for slug in rooms:
             effects.extend(await self._leave_room(session, slug))
-        effects.extend(self.went_offline(session))
+        effects.extend(self.went_offline(session, rooms_left=frozenset(rooms)))
+        # People in a conversation with this person learn it can no longer be answered.
+        ended = dataclasses.replace(session, ended_at=self.clock.now_ms())
+        for conv in await self.store.conversations_of(session.id):
+            effects.append(
+                Publish(
+                    person_channel(conv.other),
+                    ev.Conversation(conv=self._conv_info(conv.stream, ended, None)),
+                )
+            )
         effects.append(
             Control(
                 person_channel(session.id),
@@ -248,7 +263,9 @@ class ChatService:
     async def connect(self, actor: Actor, hello: cmd.Hello) -> list[Effect]:
         """A connection said hello: welcome it and attach it to each of its streams."""
         if hello.v != cmd.PROTOCOL_VERSION:
-            raise errors.BadField(detail=f"unsupported protocol version {hello.v}, expected 1")
+            raise errors.BadField(
+                field="v", detail=f"unsupported protocol version {hello.v}, expected 1"
+            )
         me = actor.session
         blocked = await self.store.blocked_by(me.id)
         blockers = await self.store.blockers_of(me.id)
@@ -271,6 +288,7 @@ class ChatService:
                 max_frame_bytes=self.config.limits.max_frame_bytes,
             ),
             now=self.clock.now_ms(),
+            online=self.directory.online_count(),
         )
         effects: list[Effect] = [Reply(welcome)]
         for stream in [room_stream(slug) for slug in joined] + [c.stream for c in conversations]:
@@ -290,8 +308,12 @@ class ChatService:
         effects.append(Publish(LOBBY_CHANNEL, ev.Presence(add=[profile]), exclude=hidden))
         return effects
 
-    def went_offline(self, session: Session) -> list[Effect]:
-        rooms = self.directory.rooms_of(session.id)
+    def went_offline(
+        self, session: Session, *, rooms_left: frozenset[str] = frozenset()
+    ) -> list[Effect]:
+        """Presence effects of a person no longer connected. ``rooms_left``: rooms whose
+        ``members`` removal was already published (the person left them)."""
+        rooms = self.directory.rooms_of(session.id) - rooms_left
         effects: list[Effect] = [Control(PRESENCE_CHANNEL, Gone(person=session.id))]
         for slug in sorted(rooms):
             effects.append(Publish(room_stream(slug), ev.Members(room=slug, remove=[session.id])))
@@ -345,6 +367,10 @@ class ChatService:
             else:
                 effects.extend(await self._open_dm(actor, other, stream))
         msg, dup = await self._append(stream, "text", actor.session, text, command.local_id)
+        if dup and msg.stream != stream:
+            raise errors.BadField(
+                field="local_id", detail="local_id already used for another message"
+            )
         effects.append(
             Reply(
                 ev.Ack(
@@ -383,8 +409,11 @@ class ChatService:
         return effects
 
     def _typing(self, actor: Actor, command: cmd.Typing) -> list[Effect]:
-        if command.stream not in actor.streams or dm_parties(command.stream) is None:
+        parties = dm_parties(command.stream)
+        if command.stream not in actor.streams or parties is None:
             raise errors.StreamUnknown(field="stream")
+        if any(p in actor.hidden for p in parties):
+            return []  # blocked either way: the other person must not see them typing
         now = self.clock.now_ms()
         if now - actor.last_typing_ms < TYPING_MIN_INTERVAL_MS:
             return []  # a typing notice is a hint: extra ones are dropped silently
@@ -414,8 +443,9 @@ class ChatService:
 
     async def _join(self, actor: Actor, slug: str) -> list[Effect]:
         room = self._room(slug)
-        if actor.session.profile.age < room.min_age:
-            raise errors.RoomAgeRestricted(field="room", min=room.min_age)
+        min_age = self.config.room_min_age(room)
+        if actor.session.profile.age < min_age:
+            raise errors.RoomAgeRestricted(field="room", min=min_age)
         stream = room_stream(slug)
         if stream in actor.streams:
             return [Reply(ev.Joined(room=slug))]
@@ -595,7 +625,9 @@ class ChatService:
         if parties is None or actor.id not in parties:
             raise errors.StreamUnknown(field="stream")
         a, b = parties
-        if a == b or dm_stream(a, b) != stream:
+        if a == b:
+            raise errors.PrivateMessageSelf(field="stream")
+        if dm_stream(a, b) != stream:
             raise errors.StreamUnknown(field="stream")
         return b if a == actor.id else a
 
@@ -625,7 +657,7 @@ class ChatService:
                 name=(r.name_en or r.name) if english else r.name,
                 description=(r.description_en or r.description) if english else r.description,
                 rules=(r.rules_en or r.rules) if english else r.rules,
-                min_age=r.min_age,
+                min_age=self.config.room_min_age(r),
                 adult=r.adult,
                 regions=list(r.regions),
                 count=counts.get(r.slug, 0),

@@ -352,14 +352,13 @@ class Hub:
             if not queue:
                 continue
             conn.queue = []
-            queued = conn.queued_bytes
             conn.queued_bytes = 0
             if conn.closed:
                 continue
             sink = conn.sink
             if sink.is_closing():
                 continue
-            if queued + sink.buffered() > limit:
+            if sink.buffered() > limit:
                 # A connection that cannot keep up is cut, never allowed to slow the others;
                 # its client resumes from its cursors.
                 self.slow_disconnects += 1

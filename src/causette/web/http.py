@@ -227,7 +227,10 @@ async def geo_postal(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     communes = geo.postal(code)
     if not communes:
-        raise errors.PostalCodeInvalid(field="postal_code")
+        # Not found (404), not an invalid form (the error's own status, 422, is for entry).
+        exc = errors.PostalCodeInvalid(field="postal_code")
+        lang = pick_lang(request, request.app[CONFIG])
+        return json_response({"errors": [exc.to_dict(lang)]}, status=404)
     return json_response(
         {
             "postal_code": code,
@@ -264,13 +267,15 @@ async def geo_areas(request: web.Request) -> web.Response:
 
 
 class EntryBody(msgspec.Struct):
-    pseudonym: str = ""
-    gender: str = ""
+    # ``None`` is accepted everywhere (an empty form field), so that one null cannot hide the
+    # other fields' problems: the service reports them all at once.
+    pseudonym: str | None = None
+    gender: str | None = None
     age: int | None = None
-    postal_code: str = ""
-    commune: str = ""
-    accept_rules: bool = False
-    lang: str = ""
+    postal_code: str | None = None
+    commune: str | None = None
+    accept_rules: bool | None = None
+    lang: str | None = None
 
 
 _entry_decoder = msgspec.json.Decoder(EntryBody)
@@ -303,12 +308,12 @@ async def enter(request: web.Request) -> web.Response:
         raise errors.BadRequest(detail="the body is not valid JSON") from exc
     lang = pick_lang(request, config, body.lang or None)
     form = EntryForm(
-        pseudonym=body.pseudonym,
-        gender=body.gender,
+        pseudonym=body.pseudonym or "",
+        gender=body.gender or "",
         age=body.age,
-        postal_code=body.postal_code,
-        commune=body.commune,
-        accept_rules=body.accept_rules,
+        postal_code=body.postal_code or "",
+        commune=body.commune or "",
+        accept_rules=bool(body.accept_rules),
         lang=lang,
     )
     node: Node = request.app[NODE]

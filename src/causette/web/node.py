@@ -45,7 +45,7 @@ from causette.core.effects import (
 from causette.core.ports import Bus, Clock, Envelope, Store
 from causette.core.service import Actor, ChatService
 from causette.safety.ratelimit import TokenBucket
-from causette.web.fanout import Connection, Hub, Sink
+from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
 from causette.web.protocol import encode, error_event
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,10 @@ class Node:
     async def greet(self, client: Client, hello: cmd.Hello) -> None:
         """Handle ``hello``: subscribe, welcome, attach streams, announce presence."""
         actor = client.actor
+        if hello.v != cmd.PROTOCOL_VERSION:  # before taking over the session's other tab
+            raise errors.BadField(
+                field="v", detail=f"unsupported protocol version {hello.v}, expected 1"
+            )
         await self.hub.subscribe(client.conn, person_channel(actor.id))
         # Other nodes close their connections of this session (one connection per session).
         await self._publish_control(
@@ -244,6 +248,15 @@ class Node:
         if client is not None and not client.closing:
             client.closing = True
             log.info("slow_consumer_disconnected")
+            # What was queued is dropped (the client resumes from its cursors), but the
+            # goodbye still goes out, after what the socket already holds and before the close.
+            bye = ev.Bye(
+                code=errors.TooSlow.code,
+                message=_bye_message(errors.TooSlow.code, client.actor.lang),
+                reconnect=True,
+            )
+            if not conn.sink.is_closing():
+                conn.sink.write(ws_text_frame(b"[" + encode(bye) + b"]"))
             self._spawn(client.ws.close(code=CLOSE_TRY_AGAIN, message=b"too_slow"))
 
     def _offline_expired(self, person: str) -> None:
@@ -253,6 +266,8 @@ class Node:
 
     async def _went_offline(self, person: str) -> None:
         session = await self.store.get_session(person)
+        if person in self.hub.by_person:
+            return  # back during the store read: still here (greet saw them listed)
         if session is not None:
             await self.run(self.service.went_offline(session))
 
@@ -348,7 +363,10 @@ class Node:
                 log.exception("job_failed", extra={"job": job.__name__})
 
     async def _send_counts(self) -> None:
-        counts = (self.directory.counts(), self.directory.online_count())
+        # Every room, zeros included: a room that just emptied must show 0, not its last count.
+        present = self.directory.counts()
+        rooms = {room.slug: present.get(room.slug, 0) for room in self.config.rooms}
+        counts = (rooms, self.directory.online_count())
         if counts == self._last_counts:
             return
         self._last_counts = counts

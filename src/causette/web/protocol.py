@@ -17,6 +17,7 @@ from causette.core.models import Message
 _decoder = msgspec.json.Decoder(cmd.AnyCommand)
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_NAMED_FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]*)`")
 
 
 def decode_command(data: bytes, max_bytes: int) -> cmd.AnyCommand:
@@ -58,6 +59,9 @@ def _validation_error(text: str) -> errors.CausetteError:
     if path:
         detail = f"{path}: {detail}"
     field = path.split(".")[0].split("[")[0] or None
+    if field is None:  # an unknown or missing field of the command itself: name it
+        named = _NAMED_FIELD.match(text)
+        field = named.group(1) if named else None
     return errors.BadField(field=field, detail=detail)
 
 

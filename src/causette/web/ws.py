@@ -47,18 +47,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if client.closing:
                 continue
-            if msg.type == WSMsgType.TEXT:
-                data: bytes = msg.data
-            elif msg.type == WSMsgType.BINARY:
-                node.error(client, errors.BinaryNotSupported(), None)
-                continue
-            else:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
+            text = msg.type == WSMsgType.TEXT
+            data: bytes = msg.data
+            # Every frame spends a token, binary ones too: a flood is never answered by a flood.
             now = node.clock.now_ms()
             if not client.bucket.take(now):
                 if now - last_notice >= SLOW_DOWN_NOTICE_MS:
                     last_notice = now
-                    node.error(client, errors.SlowDown(), command_ref(data))
+                    node.error(client, errors.SlowDown(), command_ref(data) if text else None)
+                continue
+            if not text:
+                node.error(client, errors.BinaryNotSupported(), None)
                 continue
             await _handle_frame(node, client, data, config.limits.max_frame_bytes)
     finally:

@@ -157,10 +157,13 @@ export function onDelta(ev, scope) {
   for (const person of ev.add || []) rememberProfile(person);
   const p = state.people;
   const q = p.queried;
-  if (!q || q.scope !== scope) return;
-  if (scope === 'room' && ev.room !== q.room) return;
+  if (!q) return;
+  // Additions belong to the list of their scope; a site-wide removal (someone gone, or hidden
+  // by a block) takes the person out of whatever list is shown.
+  const sameList = q.scope === scope && (scope !== 'room' || ev.room === q.room);
+  if (!sameList && scope !== 'site') return;
   const removed = new Set(ev.remove || []);
-  const adds = (ev.add || []).filter(matches);
+  const adds = sameList ? (ev.add || []).filter(matches) : [];
   const addIds = new Set(adds.map((x) => x.id));
   const before = p.items.length;
   p.items = p.items.filter((x) => !removed.has(x.id) && !addIds.has(x.id));
