@@ -1,4 +1,5 @@
-"""Fixtures for the store contract suite: every ``Store`` adapter must pass the same tests.
+"""Fixtures for the store contract suites: every adapter of ``Store`` and ``ModerationStore``
+(``FullStore``) must pass the same tests.
 
 To run the suite against another adapter, add one entry to ``STORE_ADAPTERS`` (a function that
 opens a fresh, empty store and closes it afterwards, plus the markers it needs), e.g.::
@@ -15,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from causette.core.ports import Store
-from causette.store import open_store
+from causette.store import FullStore, open_store
 
 
 @asynccontextmanager
-async def memory_store(tmp_path: Path) -> AsyncIterator[Store]:
+async def memory_store(tmp_path: Path) -> AsyncIterator[FullStore]:
     store = await open_store("memory://")
     try:
         yield store
@@ -29,7 +29,7 @@ async def memory_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[FullStore]:
     store = await open_store(f"sqlite:///{tmp_path / 'data' / 'causette.db'}", migrate=True)
     try:
         yield store
@@ -39,7 +39,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @dataclass(frozen=True)
 class StoreAdapter:
-    open: Callable[[Path], AbstractAsyncContextManager[Store]]
+    open: Callable[[Path], AbstractAsyncContextManager[FullStore]]
     marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
@@ -52,7 +52,7 @@ STORE_ADAPTERS: dict[str, StoreAdapter] = {
 @pytest.fixture(
     params=[pytest.param(name, marks=adapter.marks) for name, adapter in STORE_ADAPTERS.items()]
 )
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FullStore]:
     """A fresh, empty store of each kind."""
     adapter = STORE_ADAPTERS[request.param]
     async with adapter.open(tmp_path) as opened:

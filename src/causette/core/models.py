@@ -120,6 +120,8 @@ class Session:
     created_at: int
     last_seen: int
     ended_at: int | None = None
+    #: Keyed hash of the network the session was created from (safety.ipkeys); never the IP.
+    ip_key: str = ""
 
     @property
     def live(self) -> bool:

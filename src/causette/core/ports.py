@@ -8,6 +8,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from causette.core.cases import (
+    Appeal,
+    AppealStatus,
+    AuditEntry,
+    Case,
+    Decision,
+    Evidence,
+    Moderator,
+    ModSession,
+    Outcome,
+    Report,
+    RoomState,
+)
 from causette.core.models import (
     ConversationState,
     Message,
@@ -154,6 +167,168 @@ class Store(Protocol):
         ...
 
     async def is_blocked_either_way(self, a: str, b: str) -> bool: ...
+
+
+class ModerationStore(Protocol):
+    """Durable moderation state: cases, evidence, decisions, appeals, moderator accounts, the
+    audit log and room states. Implemented by the same adapters as ``Store``."""
+
+    # --- messages and sessions seen by moderation --------------------------------------------
+    async def get_message(self, message_id: str) -> Message | None:
+        """A stored message by id (None once purged or deleted)."""
+        ...
+
+    async def delete_message(self, message_id: str) -> Message | None:
+        """Remove a message from its stream (its seq stays used); return it, or None."""
+        ...
+
+    async def posted_in(self, person_id: str, streams: Sequence[str], since: int) -> set[str]:
+        """The streams among ``streams`` where the person wrote a text item since ``since``."""
+        ...
+
+    async def sessions_with_key(self, ip_key: str, limit: int) -> list[Session]:
+        """Sessions (live or ended, until purged) created from this keyed IP hash, newest
+        first."""
+        ...
+
+    # --- cases --------------------------------------------------------------------------------
+    async def file_report(
+        self, case: Case, report: Report | None, evidence: Sequence[Evidence]
+    ) -> tuple[Case, bool]:
+        """Open ``case`` with its report and evidence, or, when an open case already has the
+        same ``target_key``, add the report to it instead (at most one report per reporter and
+        case; the first evidence stands; the case takes the more severe category). Atomic.
+        Returns the case as stored and whether an existing case was joined."""
+        ...
+
+    async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def open_cases(self, limit: int) -> list[Case]:
+        """Open cases, most severe first, then oldest first."""
+        ...
+
+    async def cases_of_subject(self, person_id: str, limit: int) -> list[Case]:
+        """Cases about this person, newest first."""
+        ...
+
+    async def reports_of(self, case_id: str) -> list[Report]:
+        """Oldest first."""
+        ...
+
+    async def evidence_of(self, case_id: str) -> list[Evidence]:
+        """In ``n`` order."""
+        ...
+
+    async def close_case(self, case_id: str, outcome: Outcome, by: str, now: int) -> Case | None:
+        """Close an open case; None if it was not open."""
+        ...
+
+    async def reporter_networks_against(self, person_id: str, since: int) -> int:
+        """How many distinct reporter networks (keyed IP hashes) reported this person (as
+        subject) since ``since``: one troll with several sessions counts once."""
+        ...
+
+    # --- decisions ----------------------------------------------------------------------------
+    async def add_decision(self, decision: Decision) -> None: ...
+
+    async def get_decision(self, decision_id: str) -> Decision | None: ...
+
+    async def decisions_of_case(self, case_id: str) -> list[Decision]:
+        """Oldest first."""
+        ...
+
+    async def decisions_of_subject(
+        self, person_id: str | None, ip_key: str | None, limit: int
+    ) -> list[Decision]:
+        """Decisions about this person or this keyed IP hash (the sanction history), newest
+        first."""
+        ...
+
+    async def active_ban(
+        self, *, person_id: str | None, ip_key: str | None, decision_id: str | None, now: int
+    ) -> Decision | None:
+        """An unlifted, unexpired ban matching the person, the network or the decision id."""
+        ...
+
+    async def active_mute(self, person_id: str, now: int) -> Decision | None: ...
+
+    async def lift_decision(self, decision_id: str, now: int, reason: str) -> Decision | None:
+        """Lift a decision (appeal granted); None if unknown or already lifted."""
+        ...
+
+    # --- appeals ------------------------------------------------------------------------------
+    async def add_appeal(self, appeal: Appeal) -> bool:
+        """False when the decision already has an appeal (one appeal per decision)."""
+        ...
+
+    async def get_appeal(self, appeal_id: str) -> Appeal | None: ...
+
+    async def appeal_of(self, decision_id: str) -> Appeal | None: ...
+
+    async def pending_appeals(self, limit: int) -> list[Appeal]:
+        """Oldest first."""
+        ...
+
+    async def decide_appeal(
+        self, appeal_id: str, status: AppealStatus, by: str, now: int, answer: str
+    ) -> Appeal | None:
+        """Settle a pending appeal; None if it was not pending."""
+        ...
+
+    # --- moderator accounts -------------------------------------------------------------------
+    async def add_moderator(self, moderator: Moderator) -> None:
+        """Raise ``ModeratorExists`` when the login is taken."""
+        ...
+
+    async def get_moderator(self, moderator_id: str) -> Moderator | None: ...
+
+    async def moderator_by_login(self, login: str) -> Moderator | None: ...
+
+    async def list_moderators(self) -> list[Moderator]: ...
+
+    async def update_moderator(self, moderator: Moderator) -> None:
+        """Replace the stored account (same id) with this one."""
+        ...
+
+    async def create_mod_session(self, session: ModSession) -> None: ...
+
+    async def mod_session(self, token_hash: bytes, now: int) -> ModSession | None:
+        """The unexpired session with this token hash."""
+        ...
+
+    async def delete_mod_session(self, token_hash: bytes) -> None: ...
+
+    async def delete_mod_sessions_of(self, moderator_id: str) -> None: ...
+
+    # --- audit log (append-only) --------------------------------------------------------------
+    async def audit(
+        self,
+        *,
+        ts: int,
+        actor: str,
+        action: str,
+        case_id: str | None,
+        target: str,
+        reason: str,
+        details: dict[str, object],
+    ) -> AuditEntry:
+        """Append an entry; the store assigns its id. There is no way to change or remove one."""
+        ...
+
+    async def audit_log(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first; ``before_id`` pages back."""
+        ...
+
+    # --- rooms --------------------------------------------------------------------------------
+    async def set_room_state(self, slug: str, state: RoomState, reason: str, now: int) -> None: ...
+
+    async def room_states(self) -> dict[str, RoomState]:
+        """Rooms whose state is not ``open``."""
+        ...
+
+
+class FullStore(Store, ModerationStore, Protocol):
+    """Both ports: every store adapter implements both."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Stores: the ``Store`` port's adapters, chosen by URL, and the schema migrations.
+"""Stores: the adapters of the ``Store`` and ``ModerationStore`` ports (every adapter implements
+both: ``FullStore``), chosen by URL, and the schema migrations.
 
 ``memory://``
     ``MemoryStore``: nothing is kept (tests, demos).
@@ -29,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from causette.core.ports import Store
+from causette.core.ports import FullStore
 from causette.store.errors import SchemaBehind, SchemaUnknown, StoreUnreachable
 from causette.store.memory import EpochSource, MemoryStore
 from causette.store.sql.engine import (
@@ -46,6 +47,7 @@ from causette.store.sql.store import SqlStore
 
 __all__ = [
     "EpochSource",
+    "FullStore",
     "MemoryStore",
     "SchemaBehind",
     "SchemaUnknown",
@@ -57,6 +59,7 @@ __all__ = [
     "open_store",
     "schema_status",
 ]
+
 
 MEMORY_SCHEME: Final = "memory:"
 #: Serialises concurrent ``causette migrate`` runs against one PostgreSQL database.
@@ -159,7 +162,9 @@ def _check_current(current: str | None) -> None:
     raise SchemaBehind(current=current or "∅", head=head)
 
 
-async def open_store(url: str, *, migrate: bool = False, ids: EpochSource | None = None) -> Store:
+async def open_store(
+    url: str, *, migrate: bool = False, ids: EpochSource | None = None
+) -> FullStore:
     """The store for ``url`` (see the module documentation).
 
     With ``migrate``, the schema is first upgraded to this version's head; without, a schema

@@ -10,8 +10,25 @@ import bisect
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import msgspec
+
+from causette.core.cases import (
+    Action,
+    Appeal,
+    AppealStatus,
+    AuditEntry,
+    Case,
+    CaseStatus,
+    Decision,
+    Evidence,
+    Moderator,
+    ModSession,
+    Outcome,
+    Report,
+    RoomState,
+)
 from causette.core.models import (
     ConversationState,
     Message,
@@ -20,7 +37,7 @@ from causette.core.models import (
     Session,
     StreamHead,
 )
-from causette.errors import PseudonymTaken, StoreUnavailable, StreamUnknown
+from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
 from causette.ids import RandomIds
 
 
@@ -49,6 +66,30 @@ class _Item:
         return self.message.seq
 
 
+def as_json_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as it reads back from JSON text (what the SQL store keeps): tuples become
+    lists, keys strings, enums their values. Data that JSON cannot hold is refused here too."""
+    decoded: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(data), type=dict[str, Any])
+    return decoded
+
+
+def check_case_to_file(case: Case) -> None:
+    if case.status != CaseStatus.OPEN or case.outcome is not None:
+        raise ValueError("file_report takes a new, open case")
+
+
+def joined_case(existing: Case, incoming: Case, reporters: int) -> Case:
+    """``existing`` after ``incoming`` joined it: the more severe category, the new count."""
+    more_severe = incoming.severity < existing.severity
+    return dataclasses.replace(
+        existing,
+        reporters=reporters,
+        severity=incoming.severity if more_severe else existing.severity,
+        category=incoming.category if more_severe else existing.category,
+        updated_at=max(existing.updated_at, incoming.updated_at),
+    )
+
+
 @dataclass(slots=True)
 class _Membership:
     joined_at: int
@@ -64,7 +105,7 @@ class _Conversation:
 
 
 class MemoryStore:
-    """``Store`` over process memory. Nothing survives ``close()``."""
+    """``Store`` and ``ModerationStore`` over process memory. Nothing survives ``close()``."""
 
     def __init__(self, ids: EpochSource | None = None) -> None:
         self._ids: EpochSource = ids if ids is not None else RandomIds()
@@ -73,11 +114,24 @@ class MemoryStore:
         self._streams: dict[str, _Stream] = {}
         # (author, local_id) -> (stream, seq) for idempotent appends.
         self._local_ids: dict[tuple[str, str], tuple[str, int]] = {}
-        self._message_ids: set[str] = set()
+        self._message_ids: dict[str, tuple[str, int]] = {}  # message id -> (stream, seq)
         self._members: dict[str, dict[str, _Membership]] = {}  # room -> person -> membership
         self._rooms: dict[str, dict[str, _Membership]] = {}  # person -> room -> membership
         self._conversations: dict[str, dict[str, _Conversation]] = {}  # person -> stream -> …
         self._blocks: dict[tuple[str, str], int] = {}  # (blocker, blocked) -> created_at
+        # Moderation.
+        self._cases: dict[str, Case] = {}
+        self._open_cases: dict[str, str] = {}  # target_key -> id of its open case
+        self._reports: dict[str, list[Report]] = {}  # case id -> reports
+        self._report_ids: set[str] = set()
+        self._evidence: dict[str, list[Evidence]] = {}  # case id -> evidence, in n order
+        self._decisions: dict[str, Decision] = {}
+        self._appeals: dict[str, Appeal] = {}
+        self._appeal_of: dict[str, str] = {}  # decision id -> appeal id
+        self._moderators: dict[str, Moderator] = {}
+        self._mod_sessions: dict[bytes, ModSession] = {}
+        self._audit: list[AuditEntry] = []
+        self._room_states: dict[str, tuple[RoomState, str, int]] = {}  # slug -> state, reason, at
 
     async def close(self) -> None:
         self._closed = True
@@ -109,6 +163,14 @@ class MemoryStore:
         return any(
             s.ended_at is None and s.pseudonym_key == pseudonym_key for s in self._sessions.values()
         )
+
+    async def sessions_with_key(self, ip_key: str, limit: int) -> list[Session]:
+        self._check_open()
+        if not ip_key:
+            return []
+        found = [s for s in self._sessions.values() if s.ip_key == ip_key]
+        found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return found[: max(limit, 0)]
 
     async def get_session(self, person_id: str) -> Session | None:
         self._check_open()
@@ -199,7 +261,7 @@ class MemoryStore:
         )
         state.last_seq = seq
         state.items.append(_Item(message, item.local_id, item.expires_at))
-        self._message_ids.add(item.id)
+        self._message_ids[item.id] = (item.stream, seq)
         if item.local_id is not None:
             self._local_ids[(item.author, item.local_id)] = (item.stream, seq)
         return message, False
@@ -271,11 +333,15 @@ class MemoryStore:
                 if item.seq not in seqs:
                     kept.append(item)
                     continue
-                self._message_ids.discard(item.message.id)
-                if item.local_id is not None:
-                    self._local_ids.pop((item.message.author, item.local_id), None)
+                self._forget(item)
             state.items = kept
         return len(expired)
+
+    def _forget(self, item: _Item) -> None:
+        """Drop the indexes of an item removed from its stream."""
+        self._message_ids.pop(item.message.id, None)
+        if item.local_id is not None:
+            self._local_ids.pop((item.message.author, item.local_id), None)
 
     async def purge_ended_sessions(self, ended_before: int, limit: int) -> int:
         self._check_open()
@@ -401,3 +467,349 @@ class MemoryStore:
     async def is_blocked_either_way(self, a: str, b: str) -> bool:
         self._check_open()
         return (a, b) in self._blocks or (b, a) in self._blocks
+
+    # --- moderation: messages ---------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> Message | None:
+        self._check_open()
+        where = self._message_ids.get(message_id)
+        found = None if where is None else self._find(*where)
+        return None if found is None else found.message
+
+    async def delete_message(self, message_id: str) -> Message | None:
+        self._check_open()
+        where = self._message_ids.get(message_id)
+        found = None if where is None else self._find(*where)
+        if where is None or found is None:
+            return None
+        state = self._streams[where[0]]
+        state.items.remove(found)  # last_seq is unchanged: the seq stays used
+        self._forget(found)
+        return found.message
+
+    async def posted_in(self, person_id: str, streams: Sequence[str], since: int) -> set[str]:
+        self._check_open()
+        out: set[str] = set()
+        for stream in set(streams):
+            state = self._streams.get(stream)
+            if state is not None and any(
+                i.message.author == person_id and i.message.kind == "text" and i.message.ts >= since
+                for i in state.items
+            ):
+                out.add(stream)
+        return out
+
+    # --- moderation: cases ------------------------------------------------------------------
+
+    async def file_report(
+        self, case: Case, report: Report | None, evidence: Sequence[Evidence]
+    ) -> tuple[Case, bool]:
+        self._check_open()
+        check_case_to_file(case)
+        if report is not None and report.id in self._report_ids:
+            raise ValueError("duplicate report id")
+        open_id = self._open_cases.get(case.target_key)
+        if open_id is not None:
+            existing = self._cases[open_id]
+            if report is not None:
+                reports = self._reports.setdefault(existing.id, [])
+                if any(r.reporter == report.reporter for r in reports):
+                    return existing, True  # one report per reporter and case: nothing changes
+                reports.append(dataclasses.replace(report, case_id=existing.id))
+                self._report_ids.add(report.id)
+            joined = joined_case(existing, case, len(self._reports.get(existing.id, [])))
+            self._cases[existing.id] = joined
+            return joined, True
+        if case.id in self._cases:
+            raise ValueError("duplicate case id")
+        frozen = sorted(
+            (dataclasses.replace(e, case_id=case.id, data=as_json_data(e.data)) for e in evidence),
+            key=lambda e: e.n,
+        )
+        if len({e.n for e in frozen}) != len(frozen):
+            raise ValueError("duplicate evidence number")
+        stored = dataclasses.replace(case, reporters=0 if report is None else 1)
+        self._cases[case.id] = stored
+        self._open_cases[case.target_key] = case.id
+        self._reports[case.id] = []
+        if report is not None:
+            self._reports[case.id].append(dataclasses.replace(report, case_id=case.id))
+            self._report_ids.add(report.id)
+        self._evidence[case.id] = frozen
+        return stored, False
+
+    async def get_case(self, case_id: str) -> Case | None:
+        self._check_open()
+        return self._cases.get(case_id)
+
+    async def open_cases(self, limit: int) -> list[Case]:
+        self._check_open()
+        found = [self._cases[i] for i in self._open_cases.values()]
+        found.sort(key=lambda c: (c.severity, c.created_at, c.id))
+        return found[: max(limit, 0)]
+
+    async def cases_of_subject(self, person_id: str, limit: int) -> list[Case]:
+        self._check_open()
+        found = [c for c in self._cases.values() if c.subject == person_id]
+        found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        return found[: max(limit, 0)]
+
+    async def reports_of(self, case_id: str) -> list[Report]:
+        self._check_open()
+        return sorted(self._reports.get(case_id, []), key=lambda r: (r.created_at, r.id))
+
+    async def evidence_of(self, case_id: str) -> list[Evidence]:
+        self._check_open()
+        return list(self._evidence.get(case_id, []))
+
+    async def close_case(self, case_id: str, outcome: Outcome, by: str, now: int) -> Case | None:
+        self._check_open()
+        case = self._cases.get(case_id)
+        if case is None or case.status != CaseStatus.OPEN:
+            return None
+        closed = dataclasses.replace(
+            case,
+            status=CaseStatus.CLOSED,
+            outcome=outcome,
+            decided_by=by,
+            decided_at=now,
+            updated_at=now,
+        )
+        self._cases[case_id] = closed
+        del self._open_cases[case.target_key]
+        return closed
+
+    async def reporter_networks_against(self, person_id: str, since: int) -> int:
+        self._check_open()
+        return len(
+            {
+                r.reporter_key
+                for c in self._cases.values()
+                if c.subject == person_id
+                for r in self._reports.get(c.id, [])
+                if r.created_at >= since
+            }
+        )
+
+    # --- moderation: decisions --------------------------------------------------------------
+
+    async def add_decision(self, decision: Decision) -> None:
+        self._check_open()
+        if decision.id in self._decisions:
+            raise ValueError("duplicate decision id")
+        if decision.case_id not in self._cases:
+            raise ValueError("unknown case")
+        self._decisions[decision.id] = decision
+
+    async def get_decision(self, decision_id: str) -> Decision | None:
+        self._check_open()
+        return self._decisions.get(decision_id)
+
+    async def decisions_of_case(self, case_id: str) -> list[Decision]:
+        self._check_open()
+        found = [d for d in self._decisions.values() if d.case_id == case_id]
+        return sorted(found, key=lambda d: (d.created_at, d.id))
+
+    def _newest(self, matches: list[Decision]) -> list[Decision]:
+        return sorted(matches, key=lambda d: (d.created_at, d.id), reverse=True)
+
+    async def decisions_of_subject(
+        self, person_id: str | None, ip_key: str | None, limit: int
+    ) -> list[Decision]:
+        self._check_open()
+        found = [
+            d
+            for d in self._decisions.values()
+            if (person_id is not None and d.subject == person_id)
+            or (bool(ip_key) and d.subject_key == ip_key)
+        ]
+        return self._newest(found)[: max(limit, 0)]
+
+    async def active_ban(
+        self, *, person_id: str | None, ip_key: str | None, decision_id: str | None, now: int
+    ) -> Decision | None:
+        self._check_open()
+        found = [
+            d
+            for d in self._decisions.values()
+            if d.action == Action.BAN
+            and d.active(now)
+            and (
+                (person_id is not None and d.subject == person_id)
+                or (bool(ip_key) and d.subject_key == ip_key)
+                or (decision_id is not None and d.id == decision_id)
+            )
+        ]
+        newest = self._newest(found)
+        return newest[0] if newest else None
+
+    async def active_mute(self, person_id: str, now: int) -> Decision | None:
+        self._check_open()
+        found = [
+            d
+            for d in self._decisions.values()
+            if d.action == Action.MUTE and d.active(now) and d.subject == person_id
+        ]
+        newest = self._newest(found)
+        return newest[0] if newest else None
+
+    async def lift_decision(self, decision_id: str, now: int, reason: str) -> Decision | None:
+        self._check_open()
+        decision = self._decisions.get(decision_id)
+        if decision is None or decision.lifted_at is not None:
+            return None
+        lifted = dataclasses.replace(decision, lifted_at=now, lifted_reason=reason)
+        self._decisions[decision_id] = lifted
+        return lifted
+
+    # --- moderation: appeals ----------------------------------------------------------------
+
+    async def add_appeal(self, appeal: Appeal) -> bool:
+        self._check_open()
+        if appeal.decision_id in self._appeal_of:
+            return False
+        if appeal.id in self._appeals:
+            raise ValueError("duplicate appeal id")
+        if appeal.decision_id not in self._decisions:
+            raise ValueError("unknown decision")
+        self._appeals[appeal.id] = appeal
+        self._appeal_of[appeal.decision_id] = appeal.id
+        return True
+
+    async def get_appeal(self, appeal_id: str) -> Appeal | None:
+        self._check_open()
+        return self._appeals.get(appeal_id)
+
+    async def appeal_of(self, decision_id: str) -> Appeal | None:
+        self._check_open()
+        appeal_id = self._appeal_of.get(decision_id)
+        return None if appeal_id is None else self._appeals[appeal_id]
+
+    async def pending_appeals(self, limit: int) -> list[Appeal]:
+        self._check_open()
+        found = [a for a in self._appeals.values() if a.status == AppealStatus.PENDING]
+        found.sort(key=lambda a: (a.created_at, a.id))
+        return found[: max(limit, 0)]
+
+    async def decide_appeal(
+        self, appeal_id: str, status: AppealStatus, by: str, now: int, answer: str
+    ) -> Appeal | None:
+        self._check_open()
+        if status == AppealStatus.PENDING:
+            raise ValueError("an appeal is settled as granted or rejected")
+        appeal = self._appeals.get(appeal_id)
+        if appeal is None or appeal.status != AppealStatus.PENDING:
+            return None
+        decided = dataclasses.replace(
+            appeal, status=status, decided_by=by, decided_at=now, answer=answer
+        )
+        self._appeals[appeal_id] = decided
+        return decided
+
+    # --- moderation: moderator accounts -----------------------------------------------------
+
+    def _login_taken(self, login: str, by_other_than: str) -> bool:
+        return any(m.login == login and m.id != by_other_than for m in self._moderators.values())
+
+    async def add_moderator(self, moderator: Moderator) -> None:
+        self._check_open()
+        if self._login_taken(moderator.login, ""):
+            raise ModeratorExists()
+        if moderator.id in self._moderators:
+            raise ValueError("duplicate moderator id")
+        self._moderators[moderator.id] = moderator
+
+    async def get_moderator(self, moderator_id: str) -> Moderator | None:
+        self._check_open()
+        return self._moderators.get(moderator_id)
+
+    async def moderator_by_login(self, login: str) -> Moderator | None:
+        self._check_open()
+        for moderator in self._moderators.values():
+            if moderator.login == login:
+                return moderator
+        return None
+
+    async def list_moderators(self) -> list[Moderator]:
+        self._check_open()
+        return sorted(self._moderators.values(), key=lambda m: (m.login, m.id))
+
+    async def update_moderator(self, moderator: Moderator) -> None:
+        self._check_open()
+        if moderator.id not in self._moderators:
+            return
+        if self._login_taken(moderator.login, moderator.id):
+            raise ModeratorExists()
+        self._moderators[moderator.id] = moderator
+
+    async def create_mod_session(self, session: ModSession) -> None:
+        self._check_open()
+        if session.token_hash in self._mod_sessions:
+            raise ValueError("duplicate token hash")
+        if session.moderator_id not in self._moderators:
+            raise ValueError("unknown moderator")
+        self._mod_sessions[session.token_hash] = session
+
+    async def mod_session(self, token_hash: bytes, now: int) -> ModSession | None:
+        self._check_open()
+        session = self._mod_sessions.get(token_hash)
+        return session if session is not None and session.expires_at > now else None
+
+    async def delete_mod_session(self, token_hash: bytes) -> None:
+        self._check_open()
+        self._mod_sessions.pop(token_hash, None)
+
+    async def delete_mod_sessions_of(self, moderator_id: str) -> None:
+        self._check_open()
+        for token_hash in [
+            t for t, s in self._mod_sessions.items() if s.moderator_id == moderator_id
+        ]:
+            del self._mod_sessions[token_hash]
+
+    # --- moderation: audit log --------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        ts: int,
+        actor: str,
+        action: str,
+        case_id: str | None,
+        target: str,
+        reason: str,
+        details: dict[str, object],
+    ) -> AuditEntry:
+        self._check_open()
+        entry = AuditEntry(
+            id=len(self._audit) + 1,
+            ts=ts,
+            actor=actor,
+            action=action,
+            case_id=case_id,
+            target=target,
+            reason=reason,
+            details=as_json_data(details),
+        )
+        self._audit.append(entry)
+        return entry
+
+    async def audit_log(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        self._check_open()
+        end = (
+            len(self._audit) if before_id is None else max(0, min(before_id - 1, len(self._audit)))
+        )
+        start = max(0, end - max(limit, 0))
+        return self._audit[start:end][::-1]
+
+    # --- moderation: rooms ------------------------------------------------------------------
+
+    async def set_room_state(self, slug: str, state: RoomState, reason: str, now: int) -> None:
+        self._check_open()
+        if state == RoomState.OPEN:
+            self._room_states.pop(slug, None)
+        else:
+            self._room_states[slug] = (state, reason, now)
+
+    async def room_states(self) -> dict[str, RoomState]:
+        self._check_open()
+        return {slug: state for slug, (state, _, _) in self._room_states.items()}

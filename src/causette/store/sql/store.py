@@ -1,4 +1,5 @@
-"""``SqlStore``: the ``Store`` port over SQLAlchemy Core (async), for SQLite and PostgreSQL.
+"""``SqlStore``: the ``Store`` and ``ModerationStore`` ports over SQLAlchemy Core (async), for
+SQLite and PostgreSQL.
 
 Every statement is built with SQLAlchemy Core and parameterised. Each method is one
 transaction (or one auto-committed statement), so each is atomic on its own as the port asks.
@@ -11,17 +12,22 @@ a bug, a constraint the caller broke — propagates unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias, cast
 
+import msgspec
 from sqlalchemy import (
+    ColumnElement,
     Row,
     Table,
     and_,
     bindparam,
     case,
     delete,
+    distinct,
+    exc,
     func,
     or_,
     select,
@@ -31,6 +37,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from causette.core.cases import (
+    Action,
+    Appeal,
+    AppealStatus,
+    AuditEntry,
+    Case,
+    CaseStatus,
+    Decision,
+    Evidence,
+    Moderator,
+    ModSession,
+    Outcome,
+    Report,
+    Role,
+    RoomState,
+    TargetKind,
+)
 from causette.core.models import (
     ConversationState,
     Gender,
@@ -42,19 +65,29 @@ from causette.core.models import (
     Session,
     StreamHead,
 )
-from causette.errors import PseudonymTaken, StoreUnavailable, StreamUnknown
+from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
 from causette.ids import RandomIds
-from causette.store.memory import EpochSource
+from causette.store.memory import EpochSource, check_case_to_file, joined_case
 from causette.store.sql.engine import BEGIN_OPTION, BeginMode, is_unavailable
 from causette.store.sql.tables import (
     LIVE_PSEUDONYM_WHERE,
+    OPEN_CASE_WHERE,
+    appeals,
+    audit_log,
     blocks,
+    cases,
     conversations,
+    decisions,
     memberships,
     messages,
+    mod_sessions,
+    moderators,
+    reports,
+    room_states,
     sessions,
     streams,
 )
+from causette.store.sql.tables import evidence as evidence_table
 
 #: Ids per ``IN (…)`` list: well below SQLite's and asyncpg's bound-parameter limits.
 CHUNK: Final = 500
@@ -115,6 +148,7 @@ def _session(row: AnyRow) -> Session:
         created_at=row.created_at,
         last_seen=row.last_seen,
         ended_at=row.ended_at,
+        ip_key=row.ip_key,
     )
 
 
@@ -137,11 +171,169 @@ def _session_values(session: Session) -> dict[str, Any]:
         "created_at": session.created_at,
         "last_seen": session.last_seen,
         "ended_at": session.ended_at,
+        "ip_key": session.ip_key,
     }
 
 
+def _json(data: dict[str, Any]) -> str:
+    return msgspec.json.encode(data).decode()
+
+
+def _from_json(text: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = msgspec.json.decode(text, type=dict[str, Any])
+    return decoded
+
+
+def _case(row: AnyRow) -> Case:
+    return Case(
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status=CaseStatus(row.status),
+        category=row.category,
+        severity=row.severity,
+        target_kind=TargetKind(row.target_kind),
+        target_key=row.target_key,
+        subject=row.subject,
+        subject_name=row.subject_name,
+        room=row.room,
+        stream=row.stream,
+        message_id=row.message_id,
+        reporters=row.reporters,
+        automated=bool(row.automated),
+        outcome=None if row.outcome is None else Outcome(row.outcome),
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+    )
+
+
+def _case_values(case: Case) -> dict[str, Any]:
+    values = {field.name: getattr(case, field.name) for field in dataclasses.fields(case)}
+    values["status"] = case.status.value
+    values["target_kind"] = case.target_kind.value
+    values["outcome"] = None if case.outcome is None else case.outcome.value
+    return values
+
+
+def _report(row: AnyRow) -> Report:
+    return Report(
+        id=row.id,
+        case_id=row.case_id,
+        reporter=row.reporter,
+        reporter_key=row.reporter_key,
+        category=row.category,
+        explanation=row.explanation,
+        good_faith=bool(row.good_faith),
+        created_at=row.created_at,
+    )
+
+
+def _report_values(report: Report, case_id: str) -> dict[str, Any]:
+    values = {field.name: getattr(report, field.name) for field in dataclasses.fields(report)}
+    values["case_id"] = case_id
+    return values
+
+
+def _evidence(row: AnyRow) -> Evidence:
+    return Evidence(
+        case_id=row.case_id,
+        n=row.n,
+        kind=row.kind,
+        captured_at=row.captured_at,
+        data=_from_json(row.data),
+    )
+
+
+def _decision(row: AnyRow) -> Decision:
+    return Decision(
+        id=row.id,
+        case_id=row.case_id,
+        action=Action(row.action),
+        subject=row.subject,
+        subject_key=row.subject_key,
+        room=row.room,
+        stream=row.stream,
+        message_id=row.message_id,
+        facts=row.facts,
+        category=row.category,
+        automated=bool(row.automated),
+        moderator=row.moderator,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        lifted_at=row.lifted_at,
+        lifted_reason=row.lifted_reason,
+    )
+
+
+def _appeal(row: AnyRow) -> Appeal:
+    return Appeal(
+        id=row.id,
+        decision_id=row.decision_id,
+        text=row.text,
+        created_at=row.created_at,
+        status=AppealStatus(row.status),
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        answer=row.answer,
+    )
+
+
+def _moderator(row: AnyRow) -> Moderator:
+    return Moderator(
+        id=row.id,
+        login=row.login,
+        password_hash=row.password_hash,
+        totp_secret=row.totp_secret,
+        role=Role(row.role),
+        created_at=row.created_at,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        disabled=bool(row.disabled),
+    )
+
+
+def _moderator_values(moderator: Moderator) -> dict[str, Any]:
+    values = {field.name: getattr(moderator, field.name) for field in dataclasses.fields(moderator)}
+    values["role"] = moderator.role.value
+    return values
+
+
+def _mod_session(row: AnyRow) -> ModSession:
+    return ModSession(
+        token_hash=bytes(row.token_hash),
+        moderator_id=row.moderator_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _audit_entry(row: AnyRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        ts=row.ts,
+        actor=row.actor,
+        action=row.action,
+        case_id=row.case_id,
+        target=row.target,
+        reason=row.reason,
+        details=_from_json(row.details),
+    )
+
+
+def _active(now: int) -> ColumnElement[bool]:
+    """Decisions in force at ``now``: not lifted, not expired."""
+    return and_(
+        decisions.c.lifted_at.is_(None),
+        or_(decisions.c.expires_at.is_(None), decisions.c.expires_at > now),
+    )
+
+
+_NEWEST_DECISIONS_FIRST: Final = (decisions.c.created_at.desc(), decisions.c.id.desc())
+
+
 class SqlStore:
-    """``Store`` over an ``AsyncEngine`` made by ``causette.store.sql.engine.create_engine``.
+    """``Store`` and ``ModerationStore`` over an ``AsyncEngine`` made by
+    ``causette.store.sql.engine.create_engine``.
 
     The store owns the engine: ``close()`` disposes of it.
     """
@@ -236,6 +428,18 @@ class SqlStore:
         )
         async with self._read() as conn:
             return (await conn.execute(statement.limit(1))).first() is not None
+
+    async def sessions_with_key(self, ip_key: str, limit: int) -> list[Session]:
+        if not ip_key or limit <= 0:
+            return []
+        statement = (
+            select(sessions)
+            .where(sessions.c.ip_key == ip_key)
+            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_session(row) for row in await conn.execute(statement)]
 
     async def get_session(self, person_id: str) -> Session | None:
         async with self._read() as conn:
@@ -649,3 +853,465 @@ class SqlStore:
         )
         async with self._read() as conn:
             return (await conn.execute(statement)).first() is not None
+
+    # --- moderation: messages ---------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> Message | None:
+        statement = select(*_MESSAGE_COLUMNS).where(messages.c.id == message_id)
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _message(row)
+
+    async def delete_message(self, message_id: str) -> Message | None:
+        # The stream's last_seq is left alone: the seq stays used (clients see a gap they
+        # are told about, never a reused seq).
+        statement = delete(messages).where(messages.c.id == message_id).returning(*_MESSAGE_COLUMNS)
+        async with self._write("NONE") as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _message(row)
+
+    async def posted_in(self, person_id: str, streams: Sequence[str], since: int) -> set[str]:
+        chunks = list(_chunks(streams))
+        out: set[str] = set()
+        if not chunks:
+            return out
+        async with self._read("NONE" if len(chunks) == 1 else "DEFERRED") as conn:
+            for chunk in chunks:
+                statement = (
+                    select(messages.c.stream)
+                    .distinct()
+                    .where(
+                        messages.c.author == person_id,
+                        messages.c.kind == "text",
+                        messages.c.ts >= since,
+                        messages.c.stream.in_(chunk),
+                    )
+                )
+                out.update((await conn.execute(statement)).scalars())
+        return out
+
+    # --- moderation: cases ------------------------------------------------------------------
+
+    async def file_report(
+        self, case: Case, report: Report | None, evidence: Sequence[Evidence]
+    ) -> tuple[Case, bool]:
+        """SQLite: the write lock is taken first (``BEGIN IMMEDIATE``), so the look-up and the
+        insert cannot interleave with another writer. PostgreSQL (``READ COMMITTED``): two
+        racing inserts of an open case for one target meet on the partial unique index; the
+        loser's ``ON CONFLICT DO NOTHING`` waits for the winner's commit and inserts nothing,
+        and its next look-up (a fresh snapshot, locking the row) finds the winner's case."""
+        check_case_to_file(case)
+        find_open = (
+            select(cases)
+            .where(cases.c.target_key == case.target_key, OPEN_CASE_WHERE)
+            .with_for_update()
+        )
+        new_case = dataclasses.replace(case, reporters=0 if report is None else 1)
+        insert_case = (
+            self._insert(cases)
+            .values(_case_values(new_case))
+            .on_conflict_do_nothing(
+                index_elements=[cases.c.target_key], index_where=OPEN_CASE_WHERE
+            )
+        )
+        async with self._write() as conn:
+            for _ in range(3):
+                row = (await conn.execute(find_open)).first()
+                if row is not None:
+                    return await self._join_case(conn, _case(row), case, report), True
+                if (await conn.execute(insert_case)).rowcount == 1:
+                    if report is not None:
+                        await conn.execute(reports.insert().values(_report_values(report, case.id)))
+                    if evidence:
+                        await conn.execute(
+                            evidence_table.insert(),
+                            [
+                                {
+                                    "case_id": case.id,
+                                    "n": e.n,
+                                    "kind": e.kind,
+                                    "captured_at": e.captured_at,
+                                    "data": _json(e.data),
+                                }
+                                for e in evidence
+                            ],
+                        )
+                    return new_case, False
+                # Another transaction opened a case for this target first (PostgreSQL): look
+                # again; it is found, unless it was closed meanwhile and we may insert.
+        raise StoreUnavailable()
+
+    async def _join_case(
+        self, conn: AsyncConnection, existing: Case, incoming: Case, report: Report | None
+    ) -> Case:
+        if report is not None:
+            added = await conn.execute(
+                self._insert(reports)
+                .values(_report_values(report, existing.id))
+                .on_conflict_do_nothing(index_elements=[reports.c.case_id, reports.c.reporter])
+            )
+            if added.rowcount == 0:
+                return existing  # one report per reporter and case: nothing changes
+        count = select(func.count()).select_from(reports).where(reports.c.case_id == existing.id)
+        reporters = int((await conn.execute(count)).scalar_one())
+        joined = joined_case(existing, incoming, reporters)
+        await conn.execute(
+            update(cases)
+            .where(cases.c.id == existing.id)
+            .values(
+                reporters=joined.reporters,
+                severity=joined.severity,
+                category=joined.category,
+                updated_at=joined.updated_at,
+            )
+        )
+        return joined
+
+    async def get_case(self, case_id: str) -> Case | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(cases).where(cases.c.id == case_id))).first()
+        return None if row is None else _case(row)
+
+    async def open_cases(self, limit: int) -> list[Case]:
+        if limit <= 0:
+            return []
+        statement = (
+            select(cases)
+            .where(cases.c.status == CaseStatus.OPEN.value)
+            .order_by(cases.c.severity, cases.c.created_at, cases.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_case(row) for row in await conn.execute(statement)]
+
+    async def cases_of_subject(self, person_id: str, limit: int) -> list[Case]:
+        if limit <= 0:
+            return []
+        statement = (
+            select(cases)
+            .where(cases.c.subject == person_id)
+            .order_by(cases.c.created_at.desc(), cases.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_case(row) for row in await conn.execute(statement)]
+
+    async def reports_of(self, case_id: str) -> list[Report]:
+        statement = (
+            select(reports)
+            .where(reports.c.case_id == case_id)
+            .order_by(reports.c.created_at, reports.c.id)
+        )
+        async with self._read() as conn:
+            return [_report(row) for row in await conn.execute(statement)]
+
+    async def evidence_of(self, case_id: str) -> list[Evidence]:
+        statement = (
+            select(evidence_table)
+            .where(evidence_table.c.case_id == case_id)
+            .order_by(evidence_table.c.n)
+        )
+        async with self._read() as conn:
+            return [_evidence(row) for row in await conn.execute(statement)]
+
+    async def close_case(self, case_id: str, outcome: Outcome, by: str, now: int) -> Case | None:
+        statement = (
+            update(cases)
+            .where(cases.c.id == case_id, cases.c.status == CaseStatus.OPEN.value)
+            .values(
+                status=CaseStatus.CLOSED.value,
+                outcome=outcome.value,
+                decided_by=by,
+                decided_at=now,
+                updated_at=now,
+            )
+            .returning(*cases.c)
+        )
+        async with self._write("NONE") as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _case(row)
+
+    async def reporter_networks_against(self, person_id: str, since: int) -> int:
+        statement = (
+            select(func.count(distinct(reports.c.reporter_key)))
+            .select_from(reports.join(cases, cases.c.id == reports.c.case_id))
+            .where(cases.c.subject == person_id, reports.c.created_at >= since)
+        )
+        async with self._read() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    # --- moderation: decisions --------------------------------------------------------------
+
+    async def add_decision(self, decision: Decision) -> None:
+        values = {
+            field.name: getattr(decision, field.name) for field in dataclasses.fields(decision)
+        }
+        values["action"] = decision.action.value
+        async with self._write("NONE") as conn:
+            await conn.execute(decisions.insert().values(values))
+
+    async def get_decision(self, decision_id: str) -> Decision | None:
+        statement = select(decisions).where(decisions.c.id == decision_id)
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _decision(row)
+
+    async def decisions_of_case(self, case_id: str) -> list[Decision]:
+        statement = (
+            select(decisions)
+            .where(decisions.c.case_id == case_id)
+            .order_by(decisions.c.created_at, decisions.c.id)
+        )
+        async with self._read() as conn:
+            return [_decision(row) for row in await conn.execute(statement)]
+
+    async def decisions_of_subject(
+        self, person_id: str | None, ip_key: str | None, limit: int
+    ) -> list[Decision]:
+        criteria: list[ColumnElement[bool]] = []
+        if person_id is not None:
+            criteria.append(decisions.c.subject == person_id)
+        if ip_key:
+            criteria.append(decisions.c.subject_key == ip_key)
+        if not criteria or limit <= 0:
+            return []
+        statement = (
+            select(decisions).where(or_(*criteria)).order_by(*_NEWEST_DECISIONS_FIRST).limit(limit)
+        )
+        async with self._read() as conn:
+            return [_decision(row) for row in await conn.execute(statement)]
+
+    async def _newest_active(
+        self, action: Action, criteria: list[ColumnElement[bool]], now: int
+    ) -> Decision | None:
+        if not criteria:
+            return None
+        statement = (
+            select(decisions)
+            .where(decisions.c.action == action.value, _active(now), or_(*criteria))
+            .order_by(*_NEWEST_DECISIONS_FIRST)
+            .limit(1)
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _decision(row)
+
+    async def active_ban(
+        self, *, person_id: str | None, ip_key: str | None, decision_id: str | None, now: int
+    ) -> Decision | None:
+        criteria: list[ColumnElement[bool]] = []
+        if person_id is not None:
+            criteria.append(decisions.c.subject == person_id)
+        if ip_key:
+            criteria.append(decisions.c.subject_key == ip_key)
+        if decision_id is not None:
+            criteria.append(decisions.c.id == decision_id)
+        return await self._newest_active(Action.BAN, criteria, now)
+
+    async def active_mute(self, person_id: str, now: int) -> Decision | None:
+        return await self._newest_active(Action.MUTE, [decisions.c.subject == person_id], now)
+
+    async def lift_decision(self, decision_id: str, now: int, reason: str) -> Decision | None:
+        statement = (
+            update(decisions)
+            .where(decisions.c.id == decision_id, decisions.c.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_reason=reason)
+            .returning(*decisions.c)
+        )
+        async with self._write("NONE") as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _decision(row)
+
+    # --- moderation: appeals ----------------------------------------------------------------
+
+    async def add_appeal(self, appeal: Appeal) -> bool:
+        values = {field.name: getattr(appeal, field.name) for field in dataclasses.fields(appeal)}
+        values["status"] = appeal.status.value
+        statement = (
+            self._insert(appeals)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[appeals.c.decision_id])
+        )
+        async with self._write("NONE") as conn:
+            result = await conn.execute(statement)
+        return result.rowcount == 1
+
+    async def get_appeal(self, appeal_id: str) -> Appeal | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(appeals).where(appeals.c.id == appeal_id))).first()
+        return None if row is None else _appeal(row)
+
+    async def appeal_of(self, decision_id: str) -> Appeal | None:
+        statement = select(appeals).where(appeals.c.decision_id == decision_id)
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _appeal(row)
+
+    async def pending_appeals(self, limit: int) -> list[Appeal]:
+        if limit <= 0:
+            return []
+        statement = (
+            select(appeals)
+            .where(appeals.c.status == AppealStatus.PENDING.value)
+            .order_by(appeals.c.created_at, appeals.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_appeal(row) for row in await conn.execute(statement)]
+
+    async def decide_appeal(
+        self, appeal_id: str, status: AppealStatus, by: str, now: int, answer: str
+    ) -> Appeal | None:
+        if status == AppealStatus.PENDING:
+            raise ValueError("an appeal is settled as granted or rejected")
+        statement = (
+            update(appeals)
+            .where(appeals.c.id == appeal_id, appeals.c.status == AppealStatus.PENDING.value)
+            .values(status=status.value, decided_by=by, decided_at=now, answer=answer)
+            .returning(*appeals.c)
+        )
+        async with self._write("NONE") as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _appeal(row)
+
+    # --- moderation: moderator accounts -----------------------------------------------------
+
+    async def add_moderator(self, moderator: Moderator) -> None:
+        statement = (
+            self._insert(moderators)
+            .values(_moderator_values(moderator))
+            .on_conflict_do_nothing(index_elements=[moderators.c.login])
+        )
+        async with self._write("NONE") as conn:
+            result = await conn.execute(statement)
+        if result.rowcount == 0:
+            raise ModeratorExists()
+
+    async def get_moderator(self, moderator_id: str) -> Moderator | None:
+        statement = select(moderators).where(moderators.c.id == moderator_id)
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _moderator(row)
+
+    async def moderator_by_login(self, login: str) -> Moderator | None:
+        statement = select(moderators).where(moderators.c.login == login)
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _moderator(row)
+
+    async def list_moderators(self) -> list[Moderator]:
+        statement = select(moderators).order_by(moderators.c.login, moderators.c.id)
+        async with self._read() as conn:
+            return [_moderator(row) for row in await conn.execute(statement)]
+
+    async def update_moderator(self, moderator: Moderator) -> None:
+        values = _moderator_values(moderator)
+        del values["id"]
+        statement = update(moderators).where(moderators.c.id == moderator.id).values(values)
+        try:
+            async with self._write("NONE") as conn:
+                await conn.execute(statement)
+        except exc.IntegrityError as error:  # the only unique column that can change: login
+            raise ModeratorExists() from error
+
+    async def create_mod_session(self, session: ModSession) -> None:
+        statement = mod_sessions.insert().values(
+            token_hash=session.token_hash,
+            moderator_id=session.moderator_id,
+            created_at=session.created_at,
+            expires_at=session.expires_at,
+        )
+        async with self._write("NONE") as conn:
+            await conn.execute(statement)
+
+    async def mod_session(self, token_hash: bytes, now: int) -> ModSession | None:
+        statement = select(mod_sessions).where(
+            mod_sessions.c.token_hash == token_hash, mod_sessions.c.expires_at > now
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _mod_session(row)
+
+    async def delete_mod_session(self, token_hash: bytes) -> None:
+        statement = delete(mod_sessions).where(mod_sessions.c.token_hash == token_hash)
+        async with self._write("NONE") as conn:
+            await conn.execute(statement)
+
+    async def delete_mod_sessions_of(self, moderator_id: str) -> None:
+        statement = delete(mod_sessions).where(mod_sessions.c.moderator_id == moderator_id)
+        async with self._write("NONE") as conn:
+            await conn.execute(statement)
+
+    # --- moderation: audit log --------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        ts: int,
+        actor: str,
+        action: str,
+        case_id: str | None,
+        target: str,
+        reason: str,
+        details: dict[str, object],
+    ) -> AuditEntry:
+        text = _json(details)
+        statement = (
+            audit_log.insert()
+            .values(
+                ts=ts,
+                actor=actor,
+                action=action,
+                case_id=case_id,
+                target=target,
+                reason=reason,
+                details=text,
+            )
+            .returning(audit_log.c.id)
+        )
+        async with self._write("NONE") as conn:
+            entry_id = int((await conn.execute(statement)).scalar_one())
+        return AuditEntry(
+            id=entry_id,
+            ts=ts,
+            actor=actor,
+            action=action,
+            case_id=case_id,
+            target=target,
+            reason=reason,
+            details=_from_json(text),
+        )
+
+    async def audit_log(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            statement = statement.where(audit_log.c.id < before_id)
+        async with self._read() as conn:
+            return [_audit_entry(row) for row in await conn.execute(statement)]
+
+    # --- moderation: rooms ------------------------------------------------------------------
+
+    async def set_room_state(self, slug: str, state: RoomState, reason: str, now: int) -> None:
+        statement: Any
+        if state == RoomState.OPEN:
+            statement = delete(room_states).where(room_states.c.slug == slug)
+        else:
+            statement = (
+                self._insert(room_states)
+                .values(slug=slug, state=state.value, reason=reason, changed_at=now)
+                .on_conflict_do_update(
+                    index_elements=[room_states.c.slug],
+                    set_={"state": state.value, "reason": reason, "changed_at": now},
+                )
+            )
+        async with self._write("NONE") as conn:
+            await conn.execute(statement)
+
+    async def room_states(self) -> dict[str, RoomState]:
+        statement = select(room_states.c.slug, room_states.c.state).where(
+            room_states.c.state != RoomState.OPEN.value
+        )
+        async with self._read() as conn:
+            return {row.slug: RoomState(row.state) for row in await conn.execute(statement)}
