@@ -21,6 +21,7 @@ from causette.geo import Geo
 from causette.store import migrate
 from causette.web.app import AccessLogger, create_app
 from tests.support.client import ProtocolClient
+from tests.support.config import with_safety
 
 REQUIRE_ALL = os.environ.get("CAUSETTE_TEST_REQUIRE_ALL") == "1"
 
@@ -35,9 +36,10 @@ def require(available: bool, what: str, how: str) -> None:
     pytest.skip(message)
 
 
-def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+def make_config(tmp_path: Path, *, protections: bool = False, **sections: dict[str, Any]) -> Config:
+    """A test configuration; ``protections=True`` keeps the real automatic protections."""
     overrides: dict[str, dict[str, Any]] = {"server": {"data_dir": str(tmp_path / "data")}}
-    for name, values in sections.items():
+    for name, values in with_safety(sections, protections).items():
         overrides.setdefault(name, {}).update(values)
     return load_config(None, env={}, overrides=overrides)
 
@@ -91,8 +93,10 @@ async def start_server(tmp_path: Path, geo: Geo, migrated_db: Path) -> AsyncIter
     expiry) and configuration sections to override."""
     running: list[RunningServer] = []
 
-    async def start(*, clock: Clock | None = None, **sections: dict[str, Any]) -> RunningServer:
-        config = make_config(tmp_path, **sections)
+    async def start(
+        *, clock: Clock | None = None, protections: bool = False, **sections: dict[str, Any]
+    ) -> RunningServer:
+        config = make_config(tmp_path, protections=protections, **sections)
         db = tmp_path / "data" / "causette.db"
         if not db.exists():
             db.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ def test_example_file_is_exactly_the_defaults() -> None:
     assert load_config(ROOT / "causette.example.toml", env={}) == load_config(None, env={})
 
 
-@pytest.mark.parametrize("section", ["server", "site", "messages", "sessions", "limits"])
+@pytest.mark.parametrize("section", ["server", "site", "messages", "sessions", "limits", "safety"])
 def test_every_key_is_documented(section: str) -> None:
     example = (ROOT / "causette.example.toml").read_text()
     reference = (ROOT / "docs" / "configuration.md").read_text()

@@ -33,6 +33,35 @@ def _parser() -> argparse.ArgumentParser:
     common(migrate)
     check = sub.add_parser("check-config", help="validate the configuration and print it")
     common(check)
+
+    mod = sub.add_parser("moderator", help="manage moderator accounts")
+    mod_sub = mod.add_subparsers(dest="action", required=True)
+    add = mod_sub.add_parser("add", help="create an account and print its two-factor setup")
+    add.add_argument("login")
+    add.add_argument("--role", choices=["moderator", "admin"], default="moderator")
+    add.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the password from this file (else it is asked for)",
+    )
+    for name, text in (
+        ("password", "set a new password (ends the account's sessions)"),
+        ("reset-totp", "issue a new two-factor secret (ends the account's sessions)"),
+        ("disable", "disable the account (ends its sessions)"),
+        ("enable", "enable a disabled account"),
+    ):
+        action = mod_sub.add_parser(name, help=text)
+        action.add_argument("login")
+        if name == "password":
+            action.add_argument("--password-file", metavar="FILE")
+    mod_sub.add_parser("list", help="list accounts")
+    for action_parser in mod_sub.choices.values():
+        common(action_parser)
+
+    audit = sub.add_parser("audit", help="export the audit log")
+    audit.add_argument("--format", choices=["json", "csv"], default="json")
+    audit.add_argument("--output", metavar="FILE", help="default: standard output")
+    common(audit)
     return parser
 
 
@@ -67,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             import msgspec
 
             print(msgspec.json.format(msgspec.json.encode(config)).decode())
+        elif args.command == "moderator":
+            from causette.admin import moderator_command
+
+            return moderator_command(config, args)
+        elif args.command == "audit":
+            from causette.admin import audit_export
+
+            return audit_export(config, args.format, args.output)
     except CausetteError as exc:
         print(f"causette: {exc.message('en')}", file=sys.stderr)
         return 2

@@ -121,6 +121,54 @@ class LimitsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: Annotated[int, Meta(ge=1024, le=1 << 20)] = 16384
 
 
+Rate = Annotated[float, Meta(gt=0)]
+
+
+class SafetyConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    #: The instance secret: keys the IP hashes and signs ban cookies. Empty: read (or create on
+    #: first start) ``secret_key_file``. Several nodes must share one. 64 hex characters.
+    secret_key: Annotated[str, Meta(pattern=r"^([0-9a-fA-F]{64})?$")] = ""
+    #: Default ``<data_dir>/secret.key`` (created with mode 0600).
+    secret_key_file: str = ""
+    #: Word and pattern lists (see docs/moderation.md); the built-in starter lists come first.
+    wordlists: list[str] = []
+    builtin_wordlists: bool = True
+    #: Messages per second one person may send (token bucket), and the burst allowed.
+    message_rate: Rate = 1.0
+    message_burst: PositiveInt = 8
+    #: The same for everyone behind one network (IPv4 address or IPv6 /64) together.
+    network_message_rate: Rate = 10.0
+    network_message_burst: PositiveInt = 40
+    #: The same text sent this many times within the window is refused as a flood.
+    duplicate_max: PositiveInt = 3
+    duplicate_window_seconds: PositiveInt = 60
+    #: New sessions: during their first minutes, a slower message rate and no private message
+    #: to someone who has not talked with them in a room.
+    new_session_minutes: Annotated[int, Meta(ge=0, le=1440)] = 5
+    new_session_message_rate: Rate = 0.25
+    new_session_message_burst: PositiveInt = 4
+    #: New private conversations one person may start per hour (burst allowed).
+    conversations_per_hour: Rate = 30.0
+    conversation_burst: PositiveInt = 5
+    joins_per_minute: Rate = 20.0
+    join_burst: PositiveInt = 10
+    reports_per_hour: Rate = 20.0
+    report_burst: PositiveInt = 5
+    #: New sessions per hour from one network, with a burst; and open WebSockets per network.
+    sessions_per_hour_per_network: Rate = 30.0
+    session_burst_per_network: PositiveInt = 10
+    max_connections_per_network: PositiveInt = 20
+    #: Reports from this many distinct networks about one person within the window mute them
+    #: automatically, pending a moderator's review (0 disables).
+    auto_mute_reporters: Annotated[int, Meta(ge=0)] = 3
+    auto_mute_window_minutes: PositiveInt = 30
+    auto_mute_minutes: PositiveInt = 60
+    #: How long after a decision it can be appealed (DSA art. 20: at least six months).
+    appeal_days: Annotated[int, Meta(ge=183)] = 183
+    #: Messages before a reported one frozen with it as context.
+    evidence_context: Annotated[int, Meta(ge=0, le=100)] = 10
+
+
 class RoomConfig(Struct, frozen=True, forbid_unknown_fields=True):
     slug: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
     name: Annotated[str, Meta(min_length=1, max_length=60)]
@@ -248,6 +296,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     messages: MessagesConfig = MessagesConfig()
     sessions: SessionsConfig = SessionsConfig()
     limits: LimitsConfig = LimitsConfig()
+    safety: SafetyConfig = SafetyConfig()
     rooms: list[RoomConfig] = msgspec.field(default_factory=default_rooms)
 
     def room_min_age(self, room: RoomConfig) -> int:

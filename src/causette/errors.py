@@ -20,10 +20,14 @@ class CausetteError(Exception):
     #: True when the same request may succeed later without change (the client may retry).
     retryable: ClassVar[bool] = False
 
-    def __init__(self, *, field: str | None = None, **params: Any) -> None:
+    def __init__(
+        self, *, field: str | None = None, details: dict[str, Any] | None = None, **params: Any
+    ) -> None:
         super().__init__(self.code)
         self.field = field
         self.params = params
+        #: Non-personal data for the client (e.g. a decision code to link to).
+        self.details = details or {}
 
     def message(self, lang: str = "fr") -> str:
         template = self.en if lang == "en" else self.fr
@@ -38,6 +42,8 @@ class CausetteError(Exception):
             out["field"] = self.field
         if self.retryable:
             out["retryable"] = True
+        if self.details:
+            out["details"] = self.details
         return out
 
 
@@ -355,6 +361,13 @@ class TooManyBlocks(ProtocolError):
     en = "You have reached the limit of {max} blocked people."
 
 
+class ModeratorExists(CausetteError):
+    code = "moderator_exists"
+    status = 409
+    fr = "Ce nom de connexion est déjà pris par un autre compte de modération."
+    en = "This login is already taken by another moderation account."
+
+
 class StoreUnavailable(CausetteError):
     code = "store_unavailable"
     status = 503
@@ -400,6 +413,202 @@ class StoreUnreachable(StoreUnavailable):
     code = "store_unreachable"
     fr = "Base de données injoignable ({target}) : {reason}. Vérifiez-la, puis réessayez."
     en = "Cannot reach the database ({target}): {reason}. Check it, then try again."
+
+
+# --- Safety: automatic protections and sanctions ------------------------------------------
+
+
+class RateLimited(CausetteError):
+    code = "rate_limited"
+    status = 429
+    retryable = True
+    fr = "Doucement : {what}. Réessayez dans {seconds} s."
+    en = "Slow down: {what}. Try again in {seconds} s."
+
+
+class DuplicateMessage(CausetteError):
+    code = "duplicate_message"
+    status = 429
+    fr = "Vous avez déjà envoyé ce message plusieurs fois : il n'est pas renvoyé."
+    en = "You have already sent this message several times: it is not sent again."
+
+
+class NewSessionPrivateMessage(CausetteError):
+    code = "new_session_pm"
+    status = 403
+    retryable = True
+    fr = (
+        "Pendant vos {minutes} premières minutes, vous ne pouvez écrire en privé qu'aux "
+        "personnes avec qui vous avez parlé dans un salon (ou qui vous ont écrit)."
+    )
+    en = (
+        "During your first {minutes} minutes, you can only write privately to people you have "
+        "talked with in a room (or who wrote to you)."
+    )
+
+
+class MessageBlocked(CausetteError):
+    code = "message_blocked"
+    status = 422
+    fr = (
+        "Message non envoyé : il contient une expression interdite par les règles de Causette "
+        "({category}). Décision automatique. Si c'est une erreur, reformulez votre message, ou "
+        "signalez-le à la modération."
+    )
+    en = (
+        "Message not sent: it contains an expression Causette's rules forbid ({category}). "
+        "Automated decision. If this is a mistake, rephrase your message, or report it to the "
+        "moderators."
+    )
+
+
+class Muted(CausetteError):
+    code = "muted"
+    status = 403
+    fr = "Vous ne pouvez pas écrire pour l'instant (décision {decision}, jusqu'à {until})."
+    en = "You cannot write for now (decision {decision}, until {until})."
+
+
+class Banned(CausetteError):
+    code = "banned"
+    status = 403
+    fr = (
+        "Vous êtes exclu·e de Causette {until} (décision {decision}). Vous pouvez lire la "
+        "décision et la contester."
+    )
+    en = (
+        "You are excluded from Causette {until} (decision {decision}). You can read the "
+        "decision and appeal it."
+    )
+
+
+class Kicked(CausetteError):
+    code = "kicked"
+    status = 403
+    fr = "La modération vous a fait sortir de Causette. Lisez la décision qui vous a été adressée."
+    en = "The moderators have removed you from Causette. Read the decision sent to you."
+
+
+class Excluded(CausetteError):
+    """The ``bye`` of a connection whose session was just banned (entry refusals: Banned)."""
+
+    code = "excluded"
+    status = 403
+    fr = "Vous êtes exclu·e de Causette. Lisez la décision qui vous a été adressée."
+    en = "You are excluded from Causette. Read the decision sent to you."
+
+
+class RoomFrozen(CausetteError):
+    code = "room_frozen"
+    status = 403
+    fr = "Ce salon est en lecture seule pour le moment."
+    en = "This room is read-only for now."
+
+
+class RoomClosed(CausetteError):
+    code = "room_closed"
+    status = 403
+    fr = "Ce salon est fermé."
+    en = "This room is closed."
+
+
+class TooManyConnections(CausetteError):
+    code = "too_many_connections"
+    status = 429
+    retryable = True
+    fr = "Trop de connexions depuis votre réseau. Fermez d'autres onglets ou réessayez plus tard."
+    en = "Too many connections from your network. Close other tabs or try again later."
+
+
+# --- Reports, cases, appeals ---------------------------------------------------------------
+
+
+class ReportInvalid(CausetteError):
+    code = "report_invalid"
+    status = 422
+    fr = "Signalement incomplet : {detail}."
+    en = "Incomplete report: {detail}."
+
+
+class ReportTargetGone(CausetteError):
+    code = "report_target_gone"
+    status = 404
+    fr = "Ce que vous signalez n'existe plus ou ne vous est pas visible."
+    en = "What you report no longer exists or is not visible to you."
+
+
+class CaseUnknown(CausetteError):
+    code = "case_unknown"
+    status = 404
+    fr = "Aucun dossier ni aucune décision ne porte ce code."
+    en = "No case and no decision has this code."
+
+
+class CaseClosed(CausetteError):
+    code = "case_closed"
+    status = 409
+    fr = "Ce dossier est déjà traité."
+    en = "This case has already been handled."
+
+
+class DecisionInvalid(CausetteError):
+    code = "decision_invalid"
+    status = 422
+    fr = "Décision incomplète : {detail}."
+    en = "Incomplete decision: {detail}."
+
+
+class AppealNotPossible(CausetteError):
+    code = "appeal_not_possible"
+    status = 409
+    fr = "Cette décision ne peut plus être contestée : {detail}."
+    en = "This decision can no longer be appealed: {detail}."
+
+
+class SameModerator(CausetteError):
+    code = "same_moderator"
+    status = 403
+    fr = "Un recours doit être examiné par un autre membre de l'équipe que l'auteur de la décision."
+    en = "An appeal must be reviewed by another team member than the one who decided."
+
+
+# --- Moderator accounts --------------------------------------------------------------------
+
+
+class LoginFailed(CausetteError):
+    code = "login_failed"
+    status = 401
+    fr = "Identifiant, mot de passe ou code à usage unique incorrect."
+    en = "Wrong login, password or one-time code."
+
+
+class AccountLocked(CausetteError):
+    code = "account_locked"
+    status = 423
+    retryable = True
+    fr = "Trop d'essais : ce compte est bloqué pendant {minutes} minutes."
+    en = "Too many attempts: this account is locked for {minutes} minutes."
+
+
+class ModeratorRequired(CausetteError):
+    code = "moderator_required"
+    status = 401
+    fr = "Connectez-vous à la console de modération."
+    en = "Log in to the moderation console."
+
+
+class AdminRequired(CausetteError):
+    code = "admin_required"
+    status = 403
+    fr = "Réservé aux administrateurs."
+    en = "Administrators only."
+
+
+class PasswordTooWeak(CausetteError):
+    code = "password_too_weak"
+    status = 422
+    fr = "Mot de passe trop faible : au moins {min} caractères, pas seulement des chiffres."
+    en = "Password too weak: at least {min} characters, not only digits."
 
 
 def all_error_classes() -> list[type[CausetteError]]:

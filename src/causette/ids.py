@@ -7,12 +7,15 @@ import hashlib
 import secrets
 from typing import Protocol
 
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
 
 class IdSource(Protocol):
     def person_id(self) -> str: ...
     def message_id(self) -> str: ...
     def token(self) -> str: ...
     def epoch(self) -> str: ...
+    def code(self, prefix: str) -> str: ...
 
 
 class RandomIds:
@@ -30,6 +33,12 @@ class RandomIds:
 
     def epoch(self) -> str:
         return secrets.token_urlsafe(6)
+
+    def code(self, prefix: str) -> str:
+        """A code people may read aloud or type: 40 random bits in Crockford's base 32 (no
+        I, L, O or U), e.g. ``C-7KQH2XPM``. Unguessable enough to be the capability to
+        follow a case or appeal a decision (lookups are rate-limited)."""
+        return prefix + "-" + "".join(secrets.choice(CROCKFORD) for _ in range(8))
 
 
 class SequentialIds:
@@ -53,6 +62,10 @@ class SequentialIds:
 
     def epoch(self) -> str:
         return self._next("e")
+
+    def code(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}-{self._n:08d}"
 
 
 def token_hash(token: str) -> bytes:

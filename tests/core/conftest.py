@@ -22,9 +22,10 @@ def h(geo: Geo) -> Harness:
 
 @pytest.fixture
 def make_harness(geo: Geo) -> HarnessFactory:
-    """A harness with configuration sections overridden, e.g. ``sessions={"max_rooms": 2}``."""
+    """A harness with configuration sections overridden, e.g. ``sessions={"max_rooms": 2}``;
+    ``protections=True`` keeps the real automatic protections."""
 
-    def make(**sections: dict[str, Any]) -> Harness:
-        return Harness(core_config(**sections), geo)
+    def make(*, protections: bool = False, **sections: dict[str, Any]) -> Harness:
+        return Harness(core_config(protections=protections, **sections), geo)
 
     return make

@@ -14,6 +14,7 @@ from causette import errors
 from causette.config import Config, RoomConfig, default_rooms, load_config
 from causette.core import commands as cmd
 from causette.core import events as ev
+from causette.core.cases import Moderator, Role, RoomState
 from causette.core.clock import FakeClock
 from causette.core.directory import Directory
 from causette.core.effects import (
@@ -29,15 +30,20 @@ from causette.core.effects import (
     Reply,
     RoomJoin,
     RoomLeave,
+    RoomStateChanged,
     SetHidden,
+    SetMute,
     Subscribe,
     Unsubscribe,
 )
 from causette.core.models import Session
+from causette.core.moderation import ModerationService
 from causette.core.service import Actor, ChatService, EntryForm, Invalid
 from causette.geo import Geo
 from causette.ids import SequentialIds
+from causette.safety.filters import TextFilter
 from causette.store.memory import MemoryStore
+from tests.support.config import with_safety
 
 #: A room only people aged 25 and over may join.
 OVER_25 = RoomConfig(slug="plus-25", name="25 ans et plus", min_age=25)
@@ -74,7 +80,13 @@ class Harness:
         self.ids = SequentialIds()
         self.store = MemoryStore(self.ids)
         self.directory = Directory()
-        self.service = ChatService(config, self.store, self.clock, self.ids, geo, self.directory)
+        self.filters = TextFilter.load(config.safety.wordlists, builtin=True)
+        self.service = ChatService(
+            config, self.store, self.clock, self.ids, geo, self.directory, filters=self.filters
+        )
+        self.moderation = ModerationService(
+            config, self.store, self.clock, self.ids, self.service, secret=b"k" * 32
+        )
         self.by_id: dict[str, Person] = {}
         self.published: list[Publish] = []
         self.controls: list[Control] = []
@@ -91,6 +103,8 @@ class Harness:
             "commune": "",
             "accept_rules": True,
             "lang": "fr",
+            # Each person on a network of their own unless a test says otherwise.
+            "ip_key": f"net-{pseudonym}",
         }
         values.update(fields)
         return EntryForm(**values)
@@ -114,7 +128,7 @@ class Harness:
         assert session.live
         person.session = session
         self._conn += 1
-        person.actor = Actor(session=session, conn_id=f"c{self._conn}")
+        person.actor = Actor(session=session, conn_id=f"c{self._conn}", ip_key=session.ip_key)
         person.channels = set()
         effects = await self.service.connect(person.actor, hello or cmd.Hello())
         self.apply(person, effects)
@@ -165,6 +179,38 @@ class Harness:
     async def names(self, person: Person, **filters: Any) -> list[str]:
         return [p.name for p in (await self.people(person, **filters)).items]
 
+    async def moderator(self, login: str, role: Role = Role.MODERATOR) -> Moderator:
+        """A moderator account (authentication is tested with the accounts module)."""
+        moderator = Moderator(
+            id="mod-" + login,
+            login=login,
+            password_hash="-",
+            totp_secret="-",
+            role=role,
+            created_at=self.clock.now_ms(),
+        )
+        await self.store.add_moderator(moderator)
+        return moderator
+
+    async def report(
+        self,
+        reporter: Person,
+        target: str,
+        ident: str,
+        category: str = "harassment",
+        explanation: str = "",
+    ) -> list[Effect]:
+        return await self.do(
+            reporter,
+            cmd.Report(
+                target=target,  # type: ignore[arg-type]
+                id=ident,
+                category=category,
+                explanation=explanation,
+                good_faith=True,
+            ),
+        )
+
     async def end(self, person: Person, reason: str = "quit") -> list[Effect]:
         effects = await self.service.end_session(person.session, reason=reason)
         self.apply(None, effects)
@@ -209,6 +255,16 @@ class Harness:
                 target = self.by_id.get(person)
                 if target is not None and target.actor is not None:
                     target.actor.streams.add(stream)
+            case SetMute(person, until, decision):
+                target = self.by_id.get(person)
+                if target is not None and target.actor is not None:
+                    target.actor.muted_until = until
+                    target.actor.mute_decision = decision if until else ""
+            case RoomStateChanged(room, state, _):
+                if state == RoomState.OPEN.value:
+                    self.service.room_states.pop(room, None)
+                else:
+                    self.service.room_states[room] = RoomState(state)
             case SetHidden(person, other, hidden):
                 target = self.by_id.get(person)
                 if target is not None and target.actor is not None:
@@ -249,8 +305,8 @@ def one(items: Sequence[T]) -> T:
     return items[0]
 
 
-def core_config(**sections: dict[str, Any]) -> Config:
-    config = load_config(None, env={}, overrides=sections)
+def core_config(*, protections: bool = False, **sections: dict[str, Any]) -> Config:
+    config = load_config(None, env={}, overrides=with_safety(sections, protections))
     # Rooms are a list, not a table: add the age-restricted room by hand.
     return msgspec.structs.replace(config, rooms=[*default_rooms(), OVER_25])
 

@@ -106,6 +106,19 @@ class SetPrefs(Command, tag="prefs", frozen=True):
     lang: Literal["fr", "en"] | None = None
 
 
+class Report(Command, tag="report", frozen=True):
+    """Report ("Signaler") a message, a person or a room to the moderators."""
+
+    target: Literal["message", "person", "room"]
+    #: The message id, the person id or the room slug.
+    id: Annotated[str, Meta(min_length=1, max_length=80)]
+    #: One of the categories of docs/moderation.md (e.g. "harassment", "child_safety").
+    category: Annotated[str, Meta(max_length=40)]
+    explanation: Annotated[str, Meta(max_length=2000)] = ""
+    #: "I believe in good faith that what I report is accurate and complete" (DSA art. 16).
+    good_faith: bool = False
+
+
 AnyCommand = (
     Hello
     | Join
@@ -119,6 +132,7 @@ AnyCommand = (
     | Block
     | Unblock
     | SetPrefs
+    | Report
 )
 
 COMMAND_TYPES: tuple[str, ...] = (
@@ -134,4 +148,5 @@ COMMAND_TYPES: tuple[str, ...] = (
     "block",
     "unblock",
     "prefs",
+    "report",
 )

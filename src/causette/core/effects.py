@@ -17,6 +17,7 @@ from causette.core.models import Message, Profile
 
 PRESENCE_CHANNEL = "presence"
 LOBBY_CHANNEL = "lobby"  # site-wide ``presence`` events for people watching the site list
+MOD_CHANNEL = "mod"  # live queue events for connected moderators
 
 
 def person_channel(person_id: str) -> str:
@@ -73,7 +74,33 @@ class RoomLeave(ControlOp, tag="leave", frozen=True):
     room: str
 
 
-AnyControl = CloseConnection | AttachStream | SetHidden | Here | Gone | RoomJoin | RoomLeave
+class SetMute(ControlOp, tag="mute", frozen=True):
+    """The person may not write until ``until`` (0: the mute is lifted)."""
+
+    person: str
+    until: int
+    decision: str = ""
+
+
+class RoomStateChanged(ControlOp, tag="room_state", frozen=True):
+    """A room was frozen, closed or reopened (sent to every node)."""
+
+    room: str
+    state: str
+    reason: str = ""
+
+
+AnyControl = (
+    CloseConnection
+    | AttachStream
+    | SetHidden
+    | Here
+    | Gone
+    | RoomJoin
+    | RoomLeave
+    | SetMute
+    | RoomStateChanged
+)
 
 
 # --- effects ---------------------------------------------------------------------------------

@@ -23,11 +23,38 @@ class RoomInfo(Struct, frozen=True):
     adult: bool
     regions: list[str]
     count: int
+    #: "open", "frozen" (readable, nobody writes) or "closed" (nobody writes or joins).
+    state: str = "open"
 
 
 class PersonRef(Struct, frozen=True):
     id: str
     name: str
+
+
+class AppealView(Struct, frozen=True):
+    status: str  # pending, granted, rejected
+    created_at: int
+    decided_at: int | None = None
+    answer: str = ""
+
+
+class DecisionView(Struct, frozen=True):
+    """A statement of reasons (DSA art. 17), as shown to the person it concerns."""
+
+    id: str  # the decision code
+    case: str
+    action: str  # warn, delete_message, mute, kick, ban, refuse
+    facts: str
+    category: str
+    category_label: str
+    ground: str  # the rule and the law relied on
+    automated: bool
+    created_at: int
+    expires_at: int | None
+    appeal_until: int  # an appeal is possible until then (unless already made)
+    appeal: AppealView | None = None
+    lifted: bool = False
 
 
 class ConvInfo(Struct, frozen=True):
@@ -64,6 +91,8 @@ class Welcome(Event, tag="welcome", frozen=True):
     now: int
     #: People connected site-wide (then kept current by ``counts``).
     online: int = 0
+    #: Decisions in force for this person (an active mute): their statements of reasons.
+    decisions: list[DecisionView] = []
 
 
 class Ack(Event, tag="ack", frozen=True):
@@ -154,6 +183,49 @@ class Error(Event, tag="error", frozen=True):
     retryable: bool = False
 
 
+class Reported(Event, tag="reported", frozen=True):
+    """A report was recorded: ``case`` is the code to follow it (also at /case/<code>)."""
+
+    case: str
+    target: str
+    id: str
+    joined: bool  # the report joined a case others had already opened
+
+
+class Held(Event, tag="held", frozen=True):
+    """A message was kept for a moderator's review instead of being published."""
+
+    local_id: str
+    stream: str
+    case: str
+    message: str
+
+
+class DecisionNotice(Event, tag="decision", frozen=True):
+    decision: DecisionView
+
+
+class Removed(Event, tag="removed", frozen=True):
+    """A moderator removed an item: clients stop showing it."""
+
+    stream: str
+    seq: int
+    id: str
+
+
+class RoomStateNotice(Event, tag="room_state", frozen=True):
+    room: str
+    state: str
+    reason: str
+
+
+class CaseOutcome(Event, tag="case_outcome", frozen=True):
+    """What became of a case the person reported (DSA art. 16(5))."""
+
+    case: str
+    outcome: str  # dismissed, actioned
+
+
 class Bye(Event, tag="bye", frozen=True):
     """The server is closing this connection; ``reconnect`` says whether the client should."""
 
@@ -180,4 +252,10 @@ AnyEvent = (
     | Prefs
     | Error
     | Bye
+    | Reported
+    | Held
+    | DecisionNotice
+    | Removed
+    | RoomStateNotice
+    | CaseOutcome
 )

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from causette import errors
 from causette.config import Config, RoomConfig
 from causette.core import commands as cmd
 from causette.core import events as ev
+from causette.core.cases import RoomState
 from causette.core.directory import Directory, PeopleFilter
 from causette.core.effects import (
     LOBBY_CHANNEL,
@@ -56,9 +58,15 @@ from causette.core.models import (
     room_slug,
     room_stream,
 )
-from causette.core.ports import Clock, Store
+from causette.core.ports import Clock, FullStore
+from causette.core.wording import clock_time, seconds, what
 from causette.geo import Geo
 from causette.ids import IdSource, token_hash
+from causette.safety.filters import FilterAction, TextFilter, word_form
+from causette.safety.ratelimit import Limiter
+
+if TYPE_CHECKING:
+    from causette.core.moderation import ModerationService
 
 TYPING_MIN_INTERVAL_MS = 1000
 
@@ -85,6 +93,9 @@ class EntryForm:
     commune: str
     accept_rules: bool
     lang: str
+    #: Keyed hash of the network the form came from, and the signed ban cookie if any.
+    ip_key: str = ""
+    ban_token: str = ""
 
 
 @dataclass(slots=True)
@@ -99,6 +110,13 @@ class Actor:
     hidden: set[str] = field(default_factory=set)
     watching_site: bool = False
     last_typing_ms: int = 0
+    #: Keyed hash of the connection's network (per-network limits), never the address.
+    ip_key: str = ""
+    #: An active mute: no writing until then (0: none), and its decision code.
+    muted_until: int = 0
+    mute_decision: str = ""
+    #: Recent (time, folded text) pairs, to refuse floods of the same message.
+    recent: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -113,11 +131,14 @@ class ChatService:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: FullStore,
         clock: Clock,
         ids: IdSource,
         geo: Geo,
         directory: Directory,
+        *,
+        limiter: Limiter | None = None,
+        filters: TextFilter | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -125,6 +146,12 @@ class ChatService:
         self.ids = ids
         self.geo = geo
         self.directory = directory
+        self.limiter = limiter if limiter is not None else Limiter()
+        self.filters = filters if filters is not None else TextFilter([])
+        #: Rooms not open (frozen or closed), kept current by RoomStateChanged controls.
+        self.room_states: dict[str, RoomState] = {}
+        #: Set by ModerationService when it is created (reports, word-list cases, bans).
+        self.moderation: ModerationService | None = None
 
     # --- entry and sessions -----------------------------------------------------------------
 
@@ -137,6 +164,8 @@ class ChatService:
             name = normalize_pseudonym(form.pseudonym)
             key = pseudonym_key(name)
             if is_reserved(key, site.reserved_pseudonyms, site.reserved_prefixes):
+                raise errors.PseudonymReserved(field="pseudonym")
+            if self.filters.check(name).action == FilterAction.BLOCK:
                 raise errors.PseudonymReserved(field="pseudonym")
             # Checked now so that it is reported with the other problems; the insert below
             # still decides if two people race for the same name.
@@ -170,6 +199,16 @@ class ChatService:
             problems.append(errors.RulesNotAccepted(field="accept_rules"))
         if problems:
             raise Invalid(problems)
+        if self.moderation is not None:
+            await self.moderation.check_entry(ip_key=form.ip_key, ban_token=form.ban_token)
+        safety = self.config.safety
+        if form.ip_key and not self.limiter.take(
+            "session-net:" + form.ip_key,
+            safety.sessions_per_hour_per_network / 3600,
+            safety.session_burst_per_network,
+            self.clock.now_ms(),
+        ):
+            raise errors.TooManySessions()
         assert place is not None
         assert form.age is not None
         now = self.clock.now_ms()
@@ -194,6 +233,7 @@ class ChatService:
             pm_policy=PmPolicy.EVERYONE,
             created_at=now,
             last_seen=now,
+            ip_key=form.ip_key,
         )
         try:
             await self.store.create_session(session)
@@ -270,6 +310,12 @@ class ChatService:
         blocked = await self.store.blocked_by(me.id)
         blockers = await self.store.blockers_of(me.id)
         actor.hidden = set(blocked) | set(blockers)
+        decisions: list[ev.DecisionView] = []
+        if self.moderation is not None:
+            decisions = await self.moderation.active_decisions(me.id, me.lang)
+            mute = next((d for d in decisions if d.action == "mute"), None)
+            if mute is not None and mute.expires_at is not None:
+                actor.muted_until, actor.mute_decision = mute.expires_at, mute.id
         joined = await self.store.rooms_of(me.id)
         conversations = await self._conversations(me.id)
         blocked_people = await self._person_refs(blocked)
@@ -289,6 +335,7 @@ class ChatService:
             ),
             now=self.clock.now_ms(),
             online=self.directory.online_count(),
+            decisions=decisions,
         )
         effects: list[Effect] = [Reply(welcome)]
         for stream in [room_stream(slug) for slug in joined] + [c.stream for c in conversations]:
@@ -346,6 +393,10 @@ class ChatService:
                 return await self._unblock(actor, command.person)
             case cmd.SetPrefs():
                 return await self._prefs(actor, command)
+            case cmd.Report():
+                if self.moderation is None:
+                    raise errors.InternalError()
+                return await self.moderation.report(actor, command)
             case cmd.Hello():
                 raise errors.AlreadyHello()
         raise errors.UnknownType(type=type(command).__name__)  # pragma: no cover - exhaustive
@@ -355,17 +406,31 @@ class ChatService:
         stream = command.stream
         effects: list[Effect] = []
         other: str | None = None
-        if room_slug(stream) is not None:
+        now = self.clock.now_ms()
+        slug = room_slug(stream)
+        if slug is not None:
             if stream not in actor.streams:
-                if self.config.room(room_slug(stream) or "") is None:
+                if self.config.room(slug) is None:
                     raise errors.RoomUnknown(field="stream")
                 raise errors.RoomNotJoined(field="stream")
-        else:
+            state = self.room_states.get(slug)
+            if state == RoomState.FROZEN:
+                raise errors.RoomFrozen(field="stream")
+            if state == RoomState.CLOSED:
+                raise errors.RoomClosed(field="stream")
+        self._check_may_write(actor, text, now)
+        if slug is None:
             other = self._dm_other(actor, stream)
             if stream in actor.streams:
                 await self._check_can_still_write(actor, other)
             else:
                 effects.extend(await self._open_dm(actor, other, stream))
+        verdict = self.filters.check(text)
+        if verdict.action in (FilterAction.BLOCK, FilterAction.HOLD) and self.moderation:
+            effects.extend(
+                await self.moderation.screen(actor, stream, text, command.local_id, verdict)
+            )
+            return effects
         msg, dup = await self._append(stream, "text", actor.session, text, command.local_id)
         if dup and msg.stream != stream:
             raise errors.BadField(
@@ -385,7 +450,10 @@ class ChatService:
         )
         if dup:
             return effects
+        actor.recent.append((now, word_form(text)))
         effects.append(publish_message(msg))
+        if verdict.action == FilterAction.FLAG and self.moderation is not None:
+            effects.extend(await self.moderation.flagged(actor, msg, verdict))
         if other is not None:
             await self.store.mark_read(actor.id, stream, msg.seq)
             if msg.seq == 1:  # the conversation's first message: the other person learns of it
@@ -407,6 +475,57 @@ class ChatService:
                     Control(person_channel(other), AttachStream(person=other, stream=stream))
                 )
         return effects
+
+    def _check_may_write(self, actor: Actor, text: str, now: int) -> None:
+        """Mutes, message rates (per person, slower for new sessions, per network) and floods
+        of the same text. All in memory: nothing here touches the store."""
+        if actor.muted_until > now:
+            raise errors.Muted(
+                decision=actor.mute_decision,
+                until=clock_time(actor.muted_until),
+                details={"decision": actor.mute_decision, "until": actor.muted_until},
+            )
+        safety = self.config.safety
+        limiter = self.limiter
+        # One bucket per regime: a bucket keeps the rate it was made with.
+        if self._is_new(actor, now):
+            rate, burst = safety.new_session_message_rate, safety.new_session_message_burst
+            key = "msg-new:" + actor.id
+        else:
+            rate, burst = safety.message_rate, safety.message_burst
+            key = "msg:" + actor.id
+        if not limiter.take(key, rate, burst, now):
+            raise errors.RateLimited(
+                what=what("messages", actor.lang),
+                seconds=seconds(limiter.retry_after_ms(key)),
+            )
+        if actor.ip_key:
+            net = "msg-net:" + actor.ip_key
+            if not limiter.take(
+                net, safety.network_message_rate, safety.network_message_burst, now
+            ):
+                raise errors.RateLimited(
+                    what=what("messages", actor.lang),
+                    seconds=seconds(limiter.retry_after_ms(net)),
+                )
+        window = now - safety.duplicate_window_seconds * 1000
+        actor.recent[:] = [(t, x) for t, x in actor.recent if t >= window][-50:]
+        folded = word_form(text)
+        if sum(1 for _, x in actor.recent if x == folded) >= safety.duplicate_max:
+            raise errors.DuplicateMessage(field="text")
+
+    def _is_new(self, actor: Actor, now: int) -> bool:
+        return now - actor.session.created_at < self.config.safety.new_session_minutes * 60_000
+
+    async def publish_released(
+        self, author: Session, stream: str, text: str, local_id: str
+    ) -> list[Effect]:
+        """Publish a message a moderator released after holding it (the author is told by the
+        message appearing, with its original local id so the page replaces its held copy)."""
+        msg, dup = await self._append(stream, "text", author, text, local_id)
+        if dup:
+            return []
+        return [publish_message(msg)]
 
     def _typing(self, actor: Actor, command: cmd.Typing) -> list[Effect]:
         parties = dm_parties(command.stream)
@@ -449,6 +568,16 @@ class ChatService:
         stream = room_stream(slug)
         if stream in actor.streams:
             return [Reply(ev.Joined(room=slug))]
+        if self.room_states.get(slug) == RoomState.CLOSED:
+            raise errors.RoomClosed(field="room")
+        safety = self.config.safety
+        if not self.limiter.take(
+            "join:" + actor.id, safety.joins_per_minute / 60, safety.join_burst, self.clock.now_ms()
+        ):
+            raise errors.RateLimited(
+                what=what("joins", actor.lang),
+                seconds=seconds(self.limiter.retry_after_ms("join:" + actor.id)),
+            )
         joined = await self.store.rooms_of(actor.id)
         if slug not in joined and len(joined) >= self.config.sessions.max_rooms:
             raise errors.TooManyRooms(field="room", max=self.config.sessions.max_rooms)
@@ -541,9 +670,19 @@ class ChatService:
         if other_id in actor.hidden or await self.store.is_blocked_either_way(actor.id, other_id):
             raise errors.PrivateMessageRefused(field="person")
         conv = await self.store.get_conversation(other_id, stream)
+        now = self.clock.now_ms()
         if conv is None or conv.opened_by != other_id:
             await self._check_policy(actor, other)
-        now = self.clock.now_ms()
+            await self._check_new_session_pm(actor, other_id, now)
+            safety = self.config.safety
+            key = "conv:" + actor.id
+            if conv is None and not self.limiter.take(
+                key, safety.conversations_per_hour / 3600, safety.conversation_burst, now
+            ):
+                raise errors.RateLimited(
+                    what=what("conversations", actor.lang),
+                    seconds=seconds(self.limiter.retry_after_ms(key)),
+                )
         await self.store.ensure_stream(stream, now)
         await self.store.open_conversation(stream, actor.id, other_id, now)
         mine = await self.store.get_conversation(actor.id, stream)
@@ -551,6 +690,20 @@ class ChatService:
             Reply(ev.Conversation(conv=self._conv_info(stream, other, mine))),
             Attach(stream),
         ]
+
+    async def _check_new_session_pm(self, actor: Actor, other_id: str, now: int) -> None:
+        """Slow mode: a new session writes privately only to people it talked with in a room
+        (both wrote in a room they share) or who wrote to it first."""
+        if not self._is_new(actor, now):
+            return
+        rooms = [s for s in actor.streams if s.startswith("r:")]
+        since = actor.session.created_at
+        mine = await self.store.posted_in(actor.id, rooms, since) if rooms else set()
+        if mine and await self.store.posted_in(other_id, sorted(mine), since):
+            return
+        raise errors.NewSessionPrivateMessage(
+            field="person", minutes=self.config.safety.new_session_minutes
+        )
 
     async def _check_policy(self, actor: Actor, other: Session) -> None:
         policy = other.pm_policy
@@ -661,6 +814,7 @@ class ChatService:
                 adult=r.adult,
                 regions=list(r.regions),
                 count=counts.get(r.slug, 0),
+                state=self.room_states.get(r.slug, RoomState.OPEN).value,
             )
             for r in self.config.rooms
         ]

@@ -15,13 +15,16 @@ from causette.bus import open_bus
 from causette.config import Config
 from causette.core.clock import SystemClock
 from causette.core.directory import Directory
-from causette.core.ports import Bus, Clock, Store
+from causette.core.moderation import ModerationService
+from causette.core.ports import Bus, Clock, FullStore
 from causette.core.service import ChatService
 from causette.geo import Geo
 from causette.ids import IdSource, RandomIds
+from causette.safety.filters import TextFilter
+from causette.safety.ipkeys import load_secret
 from causette.store import open_store
 from causette.web import http, ws
-from causette.web.keys import CONFIG, GEO, NODE, PAGES, SERVICE
+from causette.web.keys import CONFIG, GEO, MODERATION, NODE, PAGES, SECRET, SERVICE
 from causette.web.node import Node
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def static_dir() -> Path:
 def create_app(
     config: Config,
     *,
-    store: Store | None = None,
+    store: FullStore | None = None,
     bus: Bus | None = None,
     clock: Clock | None = None,
     ids: IdSource | None = None,
@@ -71,6 +74,7 @@ def create_app(
     )
     app[CONFIG] = config
     app[GEO] = geo or Geo.load()
+    app[SECRET] = load_secret(config)
     app[PAGES] = http.Pages(config)
     http.add_routes(app)
     app.router.add_get("/ws", ws.websocket, name="ws")
@@ -79,13 +83,21 @@ def create_app(
     async def startup(app: web.Application) -> None:
         started = time.monotonic()
         url = config.database_url
-        the_store = store or await open_store(url, migrate=url.startswith(("sqlite", "memory")))
+        the_store: FullStore = store or await open_store(
+            url, migrate=url.startswith(("sqlite", "memory"))
+        )
         the_bus = bus or await open_bus(config.server.bus_url)
         the_clock = clock or SystemClock()
+        the_ids = ids or RandomIds()
         directory = Directory()
-        service = ChatService(config, the_store, the_clock, ids or RandomIds(), app[GEO], directory)
+        filters = TextFilter.load(config.safety.wordlists, builtin=config.safety.builtin_wordlists)
+        service = ChatService(
+            config, the_store, the_clock, the_ids, app[GEO], directory, filters=filters
+        )
+        moderation = ModerationService(config, the_store, the_clock, the_ids, service, app[SECRET])
         node = Node(config, service, the_store, the_bus, the_clock, directory)
         app[SERVICE] = service
+        app[MODERATION] = moderation
         app[NODE] = node
         await node.start()
         log.info("started", extra={"ms": round((time.monotonic() - started) * 1000)})

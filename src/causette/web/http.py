@@ -14,13 +14,17 @@ from causette import errors
 from causette.config import Config
 from causette.core.models import Session
 from causette.core.service import EntryForm, Invalid
+from causette.core.wording import seconds
 from causette.geo import Geo
-from causette.web.keys import CONFIG, GEO, NODE, PAGES, SERVICE
+from causette.safety.ipkeys import ip_key
+from causette.web.keys import CONFIG, GEO, MODERATION, NODE, PAGES, SECRET, SERVICE
 from causette.web.node import Node
 
 log = logging.getLogger(__name__)
 
 LANG_COOKIE = "causette_lang"
+BAN_COOKIE = "causette_ban"
+BAN_COOKIE_MAX_AGE = 366 * 24 * 3600
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -47,6 +51,25 @@ def is_secure(request: web.Request, config: Config) -> bool:
         if proto:
             return proto.split(",")[0].strip().lower() == "https"
     return request.secure
+
+
+def client_address(request: web.Request, config: Config) -> str:
+    """The peer's address; behind a trusted proxy, the last hop it added to X-Forwarded-For
+    (earlier entries are whatever the client claimed). Used only to compute keyed hashes."""
+    if config.server.trust_proxy_headers:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()
+    return request.remote or ""
+
+
+def network_key(request: web.Request) -> str:
+    """The keyed hash of the client's network (IPv4 address or IPv6 /64); "" if unknown."""
+    address = client_address(request, request.app[CONFIG])
+    try:
+        return ip_key(request.app[SECRET], address)
+    except ValueError:
+        return ""
 
 
 def origin_allowed(request: web.Request, config: Config) -> bool:
@@ -315,12 +338,22 @@ async def enter(request: web.Request) -> web.Response:
         commune=body.commune or "",
         accept_rules=bool(body.accept_rules),
         lang=lang,
+        ip_key=network_key(request),
+        ban_token=request.cookies.get(BAN_COOKIE, ""),
     )
     node: Node = request.app[NODE]
     if node.shutting_down:
         raise errors.ShuttingDown()
     try:
         session, token = await request.app[SERVICE].enter(form)
+    except errors.Banned as exc:
+        # The refusal carries the signed ban cookie: the refusal holds without the network.
+        ban_token = exc.details.pop("ban_token", "")
+        response = error_response(exc, lang)
+        if ban_token:
+            _set_ban_cookie(request, response, ban_token)
+        log.info("entry_refused_banned")
+        return response
     except errors.CausetteError as exc:
         return error_response(exc, lang)
     response = json_response({"me": session.profile, "lang": session.lang}, status=201)
@@ -351,6 +384,86 @@ def _set_session_cookie(request: web.Request, response: web.Response, token: str
         secure=is_secure(request, config),
         path="/",
     )
+
+
+def _set_ban_cookie(request: web.Request, response: web.Response, value: str) -> None:
+    response.set_cookie(
+        BAN_COOKIE,
+        value,
+        httponly=True,
+        samesite="Strict",
+        secure=is_secure(request, request.app[CONFIG]),
+        path="/",
+        max_age=BAN_COOKIE_MAX_AGE,
+    )
+
+
+class ClaimBody(msgspec.Struct):
+    token: str
+
+
+async def claim_ban_cookie(request: web.Request) -> web.Response:
+    """The page of a person just banned hands back the token it received with the decision;
+    the server turns it into an HttpOnly cookie. Only the banned person's own connection ever
+    received the token, so nobody can plant a ban cookie on someone else."""
+    _require_same_origin(request)
+    try:
+        body = msgspec.json.decode(await request.read(), type=ClaimBody)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(detail='expected {"token": …}') from exc
+    moderation = request.app[MODERATION]
+    if moderation.verify_ban_token(body.token) is None:
+        raise errors.BadRequest(detail="invalid token")
+    response = web.Response(status=204)
+    _set_ban_cookie(request, response, body.token)
+    return response
+
+
+async def decision(request: web.Request) -> web.Response:
+    """A statement of reasons, for whoever holds its code (the person it concerns)."""
+    config = request.app[CONFIG]
+    lookups = request.app[NODE].limiter
+    key = "lookup-net:" + network_key(request)
+    if not lookups.take(key, 1.0, 30, request.app[NODE].clock.now_ms()):
+        raise errors.RateLimited(what="", seconds=seconds(lookups.retry_after_ms(key)))
+    view = await request.app[MODERATION].decision_view(
+        request.match_info["code"], pick_lang(request, config)
+    )
+    return json_response(view)
+
+
+class AppealBody(msgspec.Struct):
+    text: str
+
+
+async def appeal(request: web.Request) -> web.Response:
+    _require_same_origin(request)
+    node: Node = request.app[NODE]
+    key = "appeal-net:" + network_key(request)
+    if not node.limiter.take(key, 10 / 3600, 5, node.clock.now_ms()):
+        raise errors.RateLimited(what="", seconds=seconds(node.limiter.retry_after_ms(key)))
+    try:
+        body = msgspec.json.decode(await request.read(), type=AppealBody)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(detail='expected {"text": …}') from exc
+    moderation = request.app[MODERATION]
+    code = request.match_info["code"]
+    _, effects = await moderation.appeal(code, body.text)
+    await node.run(effects)
+    view = await moderation.decision_view(code, pick_lang(request, request.app[CONFIG]))
+    return json_response(view, status=201)
+
+
+async def case_status(request: web.Request) -> web.Response:
+    """What became of a report, for whoever holds the case code (the reporter)."""
+    node: Node = request.app[NODE]
+    key = "lookup-net:" + network_key(request)
+    if not node.limiter.take(key, 1.0, 30, node.clock.now_ms()):
+        raise errors.RateLimited(what="", seconds=seconds(node.limiter.retry_after_ms(key)))
+    status = await request.app[MODERATION].case_status(
+        request.match_info["code"], pick_lang(request, request.app[CONFIG])
+    )
+    return json_response(status)
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -394,3 +507,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/session", whoami)
     app.router.add_delete("/api/session", leave_site)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/decisions/{code}", decision)
+    app.router.add_post("/api/decisions/{code}/appeal", appeal)
+    app.router.add_post("/api/ban-cookie", claim_ban_cookie)
+    app.router.add_get("/api/cases/{code}", case_status)

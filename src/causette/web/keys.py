@@ -10,6 +10,7 @@ from causette.config import Config
 from causette.geo import Geo
 
 if TYPE_CHECKING:
+    from causette.core.moderation import ModerationService
     from causette.core.service import ChatService
     from causette.web.http import Pages
     from causette.web.node import Node
@@ -19,3 +20,6 @@ GEO = web.AppKey("geo", Geo)
 SERVICE: web.AppKey[ChatService] = web.AppKey("service")
 NODE: web.AppKey[Node] = web.AppKey("node")
 PAGES: web.AppKey[Pages] = web.AppKey("pages")
+MODERATION: web.AppKey[ModerationService] = web.AppKey("moderation")
+#: The instance secret (keys IP hashes, signs ban cookies): never logged, never sent.
+SECRET = web.AppKey("secret", bytes)

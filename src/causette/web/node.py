@@ -21,6 +21,7 @@ from causette import errors
 from causette.config import Config
 from causette.core import commands as cmd
 from causette.core import events as ev
+from causette.core.cases import RoomState
 from causette.core.directory import Directory
 from causette.core.effects import (
     PRESENCE_CHANNEL,
@@ -37,14 +38,16 @@ from causette.core.effects import (
     Reply,
     RoomJoin,
     RoomLeave,
+    RoomStateChanged,
     SetHidden,
+    SetMute,
     Subscribe,
     Unsubscribe,
     person_channel,
 )
-from causette.core.ports import Bus, Clock, Envelope, Store
+from causette.core.ports import Bus, Clock, Envelope, FullStore
 from causette.core.service import Actor, ChatService
-from causette.safety.ratelimit import TokenBucket
+from causette.safety.ratelimit import Limiter, TokenBucket
 from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
 from causette.web.protocol import encode, error_event
 
@@ -77,7 +80,7 @@ class Node:
         self,
         config: Config,
         service: ChatService,
-        store: Store,
+        store: FullStore,
         bus: Bus,
         clock: Clock,
         directory: Directory,
@@ -103,12 +106,19 @@ class Node:
         self._jobs: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_counts: tuple[dict[str, int], int] | None = None
+        self._per_network: dict[str, int] = {}
+
+    @property
+    def limiter(self) -> Limiter:
+        """The node's rate limiter (shared with the service: one set of buckets)."""
+        return self.service.limiter
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.bus.start(self.hub.deliver)
         await self.bus.subscribe(PRESENCE_CHANNEL)
+        self.service.room_states.update(await self.store.room_states())
         for room in self.config.rooms:
             await self.store.ensure_stream("r:" + room.slug, self.clock.now_ms())
         self._jobs = [
@@ -164,10 +174,19 @@ class Node:
 
     # --- connections --------------------------------------------------------------------------
 
-    def new_client(self, ws: web.WebSocketResponse, sink: Sink, actor_session: Any) -> Client:
+    def network_full(self, ip_key: str) -> bool:
+        """True when this network already holds as many connections as allowed (per node)."""
+        limit = self.config.safety.max_connections_per_network
+        return bool(ip_key) and self._per_network.get(ip_key, 0) >= limit
+
+    def new_client(
+        self, ws: web.WebSocketResponse, sink: Sink, actor_session: Any, ip_key: str = ""
+    ) -> Client:
         conn_id = secrets.token_urlsafe(9)
         conn = Connection(conn_id, actor_session.id, sink, self._on_overflow)
-        actor = Actor(session=actor_session, conn_id=conn_id)
+        actor = Actor(session=actor_session, conn_id=conn_id, ip_key=ip_key)
+        if ip_key:
+            self._per_network[ip_key] = self._per_network.get(ip_key, 0) + 1
         limits = self.config.limits
         bucket = TokenBucket(limits.commands_per_second, limits.commands_burst, self.clock.now_ms())
         client = Client(ws=ws, conn=conn, actor=actor, bucket=bucket)
@@ -213,6 +232,13 @@ class Node:
 
     def disconnected(self, client: Client) -> None:
         self.clients.pop(client.conn.id, None)
+        key = client.actor.ip_key
+        if key:
+            left = self._per_network.get(key, 1) - 1
+            if left > 0:
+                self._per_network[key] = left
+            else:
+                self._per_network.pop(key, None)
         for task in client.tasks:
             task.cancel()
         self.hub.remove(client.conn)
@@ -330,6 +356,20 @@ class Node:
                 if client is not None and client.greeted:
                     client.actor.streams.add(stream)
                     self._spawn(self.hub.attach(client.conn, stream, None), client)
+            case SetMute(person, until, decision):
+                client = self._client_of(person)
+                if client is not None:
+                    client.actor.muted_until = until
+                    client.actor.mute_decision = decision if until else ""
+            case RoomStateChanged(room, state, reason):
+                if state == RoomState.OPEN.value:
+                    self.service.room_states.pop(room, None)
+                else:
+                    self.service.room_states[room] = RoomState(state)
+                notice = encode(ev.RoomStateNotice(room=room, state=state, reason=reason))
+                for client in self.clients.values():
+                    if client.greeted:
+                        self.hub.send(client.conn, notice)
             case SetHidden(person, other, hidden):
                 client = self._client_of(person)
                 if client is not None:

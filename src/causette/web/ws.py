@@ -9,7 +9,7 @@ from aiohttp import WSMsgType, web
 from causette import errors
 from causette.core import commands as cmd
 from causette.web.fanout import TransportSink
-from causette.web.http import current_session, origin_allowed
+from causette.web.http import current_session, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
 from causette.web.node import Client, Node
 from causette.web.protocol import command_ref, decode_command
@@ -31,6 +31,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         raise errors.NotAuthenticated()
+    ip_key = network_key(request)
+    if node.network_full(ip_key):
+        log.info("ws_network_full")
+        raise errors.TooManyConnections()
     ws = web.WebSocketResponse(
         heartbeat=config.limits.heartbeat_seconds,
         max_msg_size=config.limits.hard_frame_bytes,
@@ -41,7 +45,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     if transport is None:  # the peer left during the handshake
         return ws
-    client = node.new_client(ws, TransportSink(transport), session)
+    client = node.new_client(ws, TransportSink(transport), session, ip_key)
     last_notice = 0
     try:
         async for msg in ws:

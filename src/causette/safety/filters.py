@@ -1,0 +1,199 @@
+"""Word and pattern lists, matched in linear time.
+
+A list is a UTF-8 text file, one rule a line::
+
+    # comment
+    block  hate       word:sale race
+    hold   spam_scam  word:western union
+    flag   drugs      regex:\\b(?:vends|vend)\\s+(?:beuh|shit)\\b
+
+- action: ``block`` (the message is refused, the person is told why), ``hold`` (kept for a
+  moderator to release or refuse, the person is told), ``flag`` (delivered, and a case is opened
+  for moderators);
+- category: one of the report categories (``causette.safety.categories``);
+- ``word:`` a word or phrase, matched on whole words; ``regex:`` an RE2 expression (no
+  backreferences or lookarounds: RE2 guarantees linear time, so no pattern can hang the server).
+
+Texts are normalised before matching: case folded, accents removed, non-ASCII look-alike
+characters replaced by their prototype (Cyrillic "а" by "a"), everything but letters and digits
+turned into single spaces, and runs of three or more of one letter collapsed ("coooonnard" →
+"connard"; runs of two are kept, or "nigger" would become "Niger"). ``regex:`` rules see that
+text, digits intact. ``word:`` rules and the text are also leet-folded the same way ("0" → "o",
+"1", "l" and "!" → "i", "3" → "e", "@" → "a", "$" → "s"…), so "n1gg3r" matches a word rule.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from pathlib import Path
+
+import ahocorasick
+import re2
+
+from causette.core.identity import skeleton_text
+from causette.errors import ConfigError
+from causette.safety.categories import CATEGORIES
+
+
+class FilterAction(IntEnum):
+    FLAG = 1
+    HOLD = 2
+    BLOCK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action: FilterAction
+    category: str
+    kind: str  # "word" or "regex"
+    pattern: str
+    source: str  # file:line, for moderators and operators
+
+
+@dataclass(frozen=True, slots=True)
+class FilterResult:
+    """What the lists say about a text: the strongest action and every rule that matched."""
+
+    action: FilterAction | None
+    rules: tuple[Rule, ...]
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({r.category for r in self.rules})
+
+
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # a letter three times or more
+_NOT_ALNUM = re.compile(r"[^0-9a-z\u00c0-\uffff]+")
+# Leet and look-alike spellings folded for whole-word matching only (regexes keep digits).
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "l": "i"})
+# Symbols stand for letters only inside a word ("s@le"), not as punctuation ("ici !").
+_LEET_SYMBOLS = re.compile(r"(?<=[a-z0-9])[@$!|](?=[a-z0-9])")
+_SYMBOL_LETTER = {"@": "a", "$": "s", "!": "i", "|": "i"}
+
+
+def _fold(text: str) -> str:
+    """Case folded, accents removed, non-ASCII look-alikes replaced by their prototype."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = "".join(
+        c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c)
+    )
+    if not folded.isascii():
+        folded = "".join(c if c.isascii() else skeleton_text(c) for c in folded).casefold()
+    return folded
+
+
+def _clean(folded: str) -> str:
+    spaced = _NOT_ALNUM.sub(" ", folded)
+    return " ".join(_REPEATS.sub(r"\1", spaced).split())
+
+
+def normalize(text: str) -> str:
+    """The form ``regex:`` rules are matched against (see the module docstring)."""
+    return _clean(_fold(text))
+
+
+def word_form(text: str) -> str:
+    """The form ``word:`` rules and texts are compared in: ``normalize`` plus leet folding."""
+    folded = _LEET_SYMBOLS.sub(lambda m: _SYMBOL_LETTER[m.group()], _fold(text))
+    return _clean(folded.translate(_LEET))
+
+
+class TextFilter:
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self._words: ahocorasick.Automaton | None = None
+        words = [r for r in self.rules if r.kind == "word"]
+        if words:
+            automaton = ahocorasick.Automaton()
+            grouped: dict[str, list[Rule]] = {}
+            for rule in words:
+                key = f" {word_form(rule.pattern)} "
+                grouped.setdefault(key, []).append(rule)
+            for key, group in grouped.items():
+                automaton.add_word(key, tuple(group))
+            automaton.make_automaton()
+            self._words = automaton
+        options = re2.Options()
+        options.max_mem = 8 << 20
+        self._regexes: list[tuple[re2._Regexp, Rule]] = []
+        for rule in self.rules:
+            if rule.kind == "regex":
+                try:
+                    self._regexes.append((re2.compile(rule.pattern, options), rule))
+                except re2.error as exc:
+                    raise ConfigError(
+                        detail=f"{rule.source}: invalid RE2 expression ({exc})"
+                    ) from exc
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def check(self, text: str) -> FilterResult:
+        matched: list[Rule] = []
+        if self._words is not None:
+            words = word_form(text)
+            if words:
+                for _end, group in self._words.iter(f" {words} "):
+                    matched.extend(group)
+        if self._regexes:
+            normalized = normalize(text)
+            for regex, rule in self._regexes:
+                if regex.search(normalized):
+                    matched.append(rule)
+        if not matched:
+            return FilterResult(None, ())
+        unique = tuple(dict.fromkeys(matched))
+        return FilterResult(max(r.action for r in unique), unique)
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], source: str) -> list[Rule]:
+        rules: list[Rule] = []
+        for number, raw in enumerate(lines, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            where = f"{source}:{number}"
+            parts = line.split(None, 2)
+            if len(parts) != 3:
+                raise ConfigError(detail=f"{where}: expected 'action category kind:pattern'")
+            action_name, category, spec = parts
+            try:
+                action = FilterAction[action_name.upper()]
+            except KeyError:
+                raise ConfigError(
+                    detail=f"{where}: unknown action {action_name!r} (block, hold or flag)"
+                ) from None
+            if category not in CATEGORIES:
+                raise ConfigError(
+                    detail=f"{where}: unknown category {category!r} ({', '.join(CATEGORIES)})"
+                )
+            kind, sep, pattern = spec.partition(":")
+            if not sep or kind not in ("word", "regex") or not pattern.strip():
+                raise ConfigError(detail=f"{where}: the pattern must be word:… or regex:…")
+            pattern = pattern.strip()
+            if kind == "word" and not word_form(pattern):
+                raise ConfigError(detail=f"{where}: the word has no letter or digit")
+            rules.append(Rule(action, category, kind, pattern, where))
+        return rules
+
+    @classmethod
+    def load(cls, paths: Iterable[str | Path], *, builtin: bool = True) -> TextFilter:
+        """The built-in starter lists (French and English) and the operator's files."""
+        rules: list[Rule] = []
+        if builtin:
+            folder = resources.files("causette").joinpath("data", "wordlists")
+            for name in ("fr.txt", "en.txt"):
+                text = folder.joinpath(name).read_text("utf-8")
+                rules.extend(cls.parse(text.splitlines(), f"builtin/{name}"))
+        for path in paths:
+            try:
+                text = Path(path).read_text("utf-8")
+            except OSError as exc:
+                raise ConfigError(detail=f"word list {path}: {exc.strerror}") from exc
+            rules.extend(cls.parse(text.splitlines(), str(path)))
+        return cls(rules)
