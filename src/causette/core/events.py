@@ -203,6 +203,9 @@ class Held(Event, tag="held", frozen=True):
 
 class DecisionNotice(Event, tag="decision", frozen=True):
     decision: DecisionView
+    #: For a ban, sent only to the person banned: the page hands it to POST /api/ban-cookie,
+    #: which stores it as an HttpOnly cookie (a returning banned browser is recognised).
+    ban_token: str = ""
 
 
 class Removed(Event, tag="removed", frozen=True):

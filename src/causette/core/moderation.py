@@ -508,7 +508,10 @@ class ModerationService:
         await self.store.add_decision(decision)
         notice = Publish(
             person_channel(subject.id),
-            ev.DecisionNotice(decision=self.view(decision, None, subject.lang)),
+            ev.DecisionNotice(
+                decision=self.view(decision, None, subject.lang),
+                ban_token=self.ban_token(decision.id) if action == Action.BAN else "",
+            ),
         )
         effects: list[Effect] = []
         if action == Action.DELETE_MESSAGE and case.message_id is not None:

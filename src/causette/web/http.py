@@ -175,6 +175,8 @@ class Pages:
         templates = resources.files("causette.web").joinpath("templates")
         self.index = templates.joinpath("index.html").read_text("utf-8")
         self.rules_page = templates.joinpath("rules.html").read_text("utf-8")
+        self.decision = templates.joinpath("decision.html").read_text("utf-8")
+        self.case = templates.joinpath("case.html").read_text("utf-8")
         self.rules = {lang: _read_rules(config, lang) for lang in ("fr", "en")}
 
     def render(self, template: str, lang: str, **extra: str) -> str:
@@ -224,6 +226,20 @@ async def rules_page(request: web.Request) -> web.Response:
 
 
 # --- API -------------------------------------------------------------------------------------
+
+
+async def decision_page(request: web.Request) -> web.Response:
+    """The statement of reasons and the appeal form (the page reads the code from its URL)."""
+    pages = request.app[PAGES]
+    lang = pick_lang(request, request.app[CONFIG])
+    return web.Response(text=pages.render(pages.decision, lang), content_type="text/html")
+
+
+async def case_page(request: web.Request) -> web.Response:
+    """What became of a report (the page reads the case code from its URL)."""
+    pages = request.app[PAGES]
+    lang = pick_lang(request, request.app[CONFIG])
+    return web.Response(text=pages.render(pages.case, lang), content_type="text/html")
 
 
 async def site_info(request: web.Request) -> web.Response:
@@ -500,6 +516,8 @@ async def healthz(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index, name="index")
     app.router.add_get("/rules", rules_page, name="rules")
+    app.router.add_get("/decision/{code}", decision_page, name="decision")
+    app.router.add_get("/case/{code}", case_page, name="case")
     app.router.add_get("/api/site", site_info)
     app.router.add_get("/api/geo/postal/{code}", geo_postal)
     app.router.add_get("/api/geo/areas", geo_areas)
