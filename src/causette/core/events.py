@@ -5,9 +5,12 @@ lives in ``models`` because the store returns it as it is sent.
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgspec import Struct
 
 from causette.core.models import Message, PmPolicy, Profile
+from causette.errors import CausetteError
 
 
 class Event(Struct, tag_field="type", frozen=True, omit_defaults=True):
@@ -181,6 +184,8 @@ class Error(Event, tag="error", frozen=True):
     ref: str | None = None
     field: str | None = None
     retryable: bool = False
+    #: Non-personal data to act on, e.g. ``{"decision": "D-…"}`` for ``muted``.
+    details: dict[str, Any] | None = None
 
 
 class Reported(Event, tag="reported", frozen=True):
@@ -262,3 +267,15 @@ AnyEvent = (
     | RoomStateNotice
     | CaseOutcome
 )
+
+
+def error_event(exc: CausetteError, lang: str, ref: str | None = None) -> Error:
+    """The ``error`` event for a refusal, in the person's language."""
+    return Error(
+        code=exc.code,
+        message=exc.message(lang),
+        ref=ref,
+        field=exc.field,
+        retryable=exc.retryable,
+        details=exc.details or None,
+    )

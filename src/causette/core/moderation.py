@@ -325,7 +325,7 @@ class ModerationService:
         error = errors.MessageBlocked(
             field="text", category=category.label(actor.lang), details={"case": stored.id}
         )
-        effects.insert(0, Reply(_error_event(error, actor.lang, local_id)))
+        effects.insert(0, Reply(ev.error_event(error, actor.lang, local_id)))
         await self._audit(
             SYSTEM,
             "message.blocked",
@@ -892,9 +892,3 @@ def _target(case: Case) -> str:
 def _worst(result: FilterResult) -> Category:
     codes = result.categories or ["other"]
     return min((CATEGORIES.get(c, CATEGORIES["other"]) for c in codes), key=lambda c: c.severity)
-
-
-def _error_event(exc: errors.CausetteError, lang: str, ref: str | None) -> ev.Error:
-    return ev.Error(
-        code=exc.code, message=exc.message(lang), ref=ref, field=exc.field, retryable=exc.retryable
-    )

@@ -137,7 +137,9 @@ class Accounts:
             minutes = max(1, (moderator.locked_until - now + 59_999) // 60_000)
             raise errors.AccountLocked(minutes=minutes)
         password_ok = await asyncio.to_thread(_verify, moderator.password_hash, password)
-        code_ok = pyotp.TOTP(moderator.totp_secret).verify(code.strip(), valid_window=1)
+        code_ok = pyotp.TOTP(moderator.totp_secret).verify(
+            code.strip(), for_time=now // 1000, valid_window=1
+        )
         if moderator.disabled or not (password_ok and code_ok):
             failures = moderator.failed_logins + 1
             locked = now + LOCK_MINUTES * 60_000 if failures >= MAX_FAILURES else None

@@ -68,7 +68,6 @@ class FilterResult:
 
 
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # a letter three times or more
-_NOT_ALNUM = re.compile(r"[^0-9a-z\u00c0-\uffff]+")
 # Leet and look-alike spellings folded for whole-word matching only (regexes keep digits).
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "l": "i"})
 # Symbols stand for letters only inside a word ("s@le"), not as punctuation ("ici !").
@@ -83,12 +82,14 @@ def _fold(text: str) -> str:
         c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c)
     )
     if not folded.isascii():
-        folded = "".join(c if c.isascii() else skeleton_text(c) for c in folded).casefold()
+        folded = "".join(
+            skeleton_text(c) if not c.isascii() and c.isalpha() else c for c in folded
+        ).casefold()
     return folded
 
 
 def _clean(folded: str) -> str:
-    spaced = _NOT_ALNUM.sub(" ", folded)
+    spaced = "".join(c if c.isalnum() else " " for c in folded)
     return " ".join(_REPEATS.sub(r"\1", spaced).split())
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from causette import errors
 from causette.core import commands as cmd
-from causette.core.events import Error
+from causette.core.events import error_event
 from causette.core.models import Message
 
 _decoder = msgspec.json.Decoder(cmd.AnyCommand)
@@ -84,11 +84,4 @@ def encode(event: msgspec.Struct | Message) -> bytes:
     return _encoder.encode(event)
 
 
-def error_event(exc: errors.CausetteError, lang: str, ref: str | None = None) -> Error:
-    return Error(
-        code=exc.code,
-        message=exc.message(lang),
-        ref=ref,
-        field=exc.field,
-        retryable=exc.retryable,
-    )
+__all__ = ["command_ref", "decode_command", "encode", "error_event"]
