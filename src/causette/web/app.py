@@ -23,7 +23,7 @@ from causette.ids import IdSource, RandomIds
 from causette.safety.filters import TextFilter
 from causette.safety.ipkeys import load_secret
 from causette.store import open_store
-from causette.web import http, ws
+from causette.web import http, moderation, ws
 from causette.web.keys import CONFIG, GEO, MODERATION, NODE, PAGES, SECRET, SERVICE
 from causette.web.node import Node
 
@@ -113,6 +113,7 @@ def create_app(
             await node.store.close()
 
     app.on_startup.append(startup)
+    moderation.add_routes(app)  # the console (/mod); after ``startup``, whose store it uses
     app.on_shutdown.append(shutdown)
     app.on_cleanup.append(cleanup)
     return app
