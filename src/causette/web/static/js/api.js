@@ -31,6 +31,10 @@ export const api = {
   quit: () => request('DELETE', '/api/session'),
   postal: (code) => request('GET', `/api/geo/postal/${encodeURIComponent(code)}`),
   areas: () => request('GET', '/api/geo/areas'),
+  decision: (code, lang) => request('GET', `/api/decisions/${encodeURIComponent(code)}${lang ? `?lang=${encodeURIComponent(lang)}` : ''}`),
+  appeal: (code, text, lang) => request('POST', `/api/decisions/${encodeURIComponent(code)}/appeal${lang ? `?lang=${encodeURIComponent(lang)}` : ''}`, { text }),
+  banCookie: (token) => request('POST', '/api/ban-cookie', { token }),
+  caseStatus: (code, lang) => request('GET', `/api/cases/${encodeURIComponent(code)}${lang ? `?lang=${encodeURIComponent(lang)}` : ''}`),
 };
 
 /** The list of errors of a failed answer (a network failure or an unreadable body gives one). */

@@ -97,8 +97,47 @@ export function applyStatic(root) {
   }
 }
 
+function locale() {
+  return current === 'fr' ? 'fr-FR' : 'en-GB';
+}
+
 /** Format a time as HH:MM in the person's language. */
 export function formatTime(ts) {
   const d = new Date(ts);
-  return d.toLocaleTimeString(current === 'fr' ? 'fr-FR' : 'en-GB', { hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleTimeString(locale(), { hour: '2-digit', minute: '2-digit' });
+}
+
+/** "12 mai 2026 à 14:30" / "12 May 2026 at 14:30" (local time). */
+export function formatDateTime(ts) {
+  const d = new Date(ts);
+  return d.toLocaleString(locale(), {
+    day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+}
+
+/** "12 mai 2026" (local date). */
+export function formatDate(ts) {
+  return new Date(ts).toLocaleDateString(locale(), { day: 'numeric', month: 'long', year: 'numeric' });
+}
+
+/** A moment soon: "14:30" today, else "12 mai à 14:30". */
+export function formatSoon(ts) {
+  const d = new Date(ts);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return formatTime(ts);
+  return d.toLocaleString(locale(), { day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit' });
+}
+
+/** Wire the FR/EN buttons of a page (class .lang-btn, data-lang) to setLang. */
+export function wireLangButtons() {
+  const sync = () => {
+    for (const button of document.querySelectorAll('.lang-btn')) {
+      button.setAttribute('aria-pressed', button.dataset.lang === current ? 'true' : 'false');
+    }
+  };
+  for (const button of document.querySelectorAll('.lang-btn')) {
+    button.addEventListener('click', () => setLang(button.dataset.lang));
+  }
+  onLangChange(sync);
+  sync();
 }

@@ -2,23 +2,9 @@
 
 import { api } from './api.js';
 import { byId } from './dom.js';
-import { getLang, hasStoredLang, initI18n, onLangChange, setLang, t } from './i18n.js';
+import { hasStoredLang, initI18n, setLang, t, wireLangButtons } from './i18n.js';
 import { startChat } from './ui/chat.js';
 import { hideEntry, resetEntryForm, showEntry } from './ui/entry.js';
-
-function syncLangButtons() {
-  for (const button of document.querySelectorAll('.lang-btn')) {
-    button.setAttribute('aria-pressed', button.dataset.lang === getLang() ? 'true' : 'false');
-  }
-}
-
-function wireLangButtons() {
-  for (const button of document.querySelectorAll('.lang-btn')) {
-    button.addEventListener('click', () => setLang(button.dataset.lang));
-  }
-  onLangChange(syncLangButtons);
-  syncLangButtons();
-}
 
 function enterChat(session, { focus = true } = {}) {
   hideEntry();

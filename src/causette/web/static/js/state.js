@@ -21,6 +21,9 @@ export const state = {
   typing: new Map(), // stream -> {person, timer}
   pendingSwitch: null, // room slug to show once joined
   pendingDm: null, // person id whose conversation to open once it arrives
+  mute: null, // {decision, until}: I cannot write until then
+  decisions: new Map(), // decision id -> decision view (statements of reasons about me)
+  ended: null, // {code: 'kicked'|'excluded'}: a moderator ended the session
 };
 
 export function resetState() {
@@ -43,6 +46,9 @@ export function resetState() {
   state.pendingSwitch = null;
   state.pendingDm = null;
   state.online = null;
+  state.mute = null;
+  state.decisions = new Map();
+  state.ended = null;
 }
 
 export const isRoom = (stream) => typeof stream === 'string' && stream.startsWith('r:');
@@ -91,6 +97,17 @@ export function totalUnread() {
   let n = 0;
   for (const conv of state.convs.values()) if (!state.blocked.has(conv.other.id)) n += conv.unread || 0;
   return n;
+}
+
+/** A room's moderation state: 'open', 'frozen' or 'closed'. */
+export function roomState(slug) {
+  const room = roomBySlug(slug);
+  return room && room.state ? room.state : 'open';
+}
+
+/** Is a mute in force now? */
+export function isMuted() {
+  return Boolean(state.mute && state.mute.until > serverNow());
 }
 
 /** Is the room message from someone I blocked (hidden from view)? */

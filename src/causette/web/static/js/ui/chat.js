@@ -6,13 +6,18 @@ import { Connection } from '../connection.js';
 import { byId, clear } from '../dom.js';
 import { getLang, onLangChange, t } from '../i18n.js';
 import {
-  convWith, cursors, isDm, isRoom, rememberProfile, resetState, roomStream, serverNow,
+  convWith, cursors, isDm, isRoom, rememberProfile, resetState, roomBySlug, roomState, roomStream, serverNow,
   slugOf, state, streamState, totalUnread,
 } from '../state.js';
 import {
-  appendMessage, initConversation, prependedHistory, removeItems, renderConversation, renderHeader,
+  appendMessage, initConversation, markRemoved, prependedHistory, removeItems, renderConversation, renderHeader,
   renderPending, renderTyping, scrollToBottom, setConnected, updateComposer,
 } from './conversation.js';
+import {
+  initDecisions, lastPersonalDecision, onDecision, onMutedError, onWelcomeDecisions, openDecision,
+  resetDecisions, sessionEnded,
+} from './decisions.js';
+import { caseHref, initReport, onReportError, onReported, openReport, reportInterrupted } from './report.js';
 import {
   closeAllDialogs, confirmDialog, clearToasts, initDialogs, openPerson, prefsSaved, renderSettings, toast,
 } from './dialogs.js';
@@ -45,6 +50,10 @@ const actions = {
   joinRoom(slug) {
     if (state.joined.has(slug)) {
       openStream(roomStream(slug), { fromList: true });
+      return;
+    }
+    if (roomState(slug) === 'closed') {
+      toast(t('rooms.closed_hint'), 'error');
       return;
     }
     if (actions.command({ type: 'join', room: slug, ref: `join:${slug}` })) state.pendingSwitch = slug;
@@ -112,6 +121,35 @@ const actions = {
     actions.command({ type: 'typing', stream, ref: 'typing' });
   },
   renderWelcome: renderWelcomeActions,
+  report(spec) {
+    if (state.ended) {
+      toast(t('composer.ended'), 'error');
+      return;
+    }
+    openReport(spec);
+  },
+  showDecision(id) {
+    if (id) openDecision(id);
+  },
+  muteChanged() {
+    updateComposer();
+  },
+  toast,
+  returnToEntry() {
+    endSession(null);
+  },
+  /** A message refused by the word lists: back into the composer, to be rephrased. */
+  rephrase(localId) {
+    const p = state.pending.get(localId);
+    if (!p) return;
+    const input = byId('composer-input');
+    if (p.stream !== state.current) return;
+    if (!input.value.trim()) input.value = p.text;
+    state.pending.delete(localId);
+    renderPending();
+    updateComposer();
+    input.focus();
+  },
 };
 
 /** Start the chat for a session ({me, lang}). `ended(message)` is called when it ends. */
@@ -162,6 +200,8 @@ function wire() {
   initConversation(actions);
   initPeople(actions);
   initDialogs(actions);
+  initReport(actions);
+  initDecisions(actions);
   onTabChange(() => markRead());
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') markRead();
@@ -171,12 +211,18 @@ function wire() {
     hideBanner();
     if (conn) conn.reconnectNow();
   });
+  byId('banner-decision').addEventListener('click', () => {
+    const id = state.ended ? lastPersonalDecision(state.ended.code) : null;
+    if (id) openDecision(id);
+  });
+  byId('banner-return').addEventListener('click', () => endSession(null));
   onLangChange((lang) => {
     if (byId('chat-screen').hidden) return;
     actions.command({ type: 'prefs', lang, ref: 'prefs-lang' });
     renderAll();
     refreshRoomNames(lang);
     connState(conn ? conn.state : 'offline');
+    if (state.ended) showEndedBanner();
   });
 }
 
@@ -228,13 +274,15 @@ function renderAll() {
 
 function connState(s) {
   const el = byId('conn-state');
-  const shown = s === 'stopped' ? 'offline' : s;
+  let shown = s === 'stopped' ? 'offline' : s;
+  if (state.ended) shown = 'ended';
   el.dataset.state = shown;
   byId('conn-text').textContent = t(`conn.${shown}`);
-  setConnected(s === 'connected');
+  setConnected(s === 'connected' && !state.ended);
 }
 
 async function connClosed({ welcomed, bye }) {
+  reportInterrupted();
   if (bye || welcomed || !conn) return;
   // Closed before a welcome, without a word: maybe the session is gone (the upgrade was refused).
   const res = await api.session();
@@ -263,6 +311,12 @@ function handleEvent(ev) {
     case 'prefs': return onPrefs(ev);
     case 'error': return onError(ev);
     case 'bye': return onBye(ev);
+    case 'reported': return onReported(ev);
+    case 'held': return onHeld(ev);
+    case 'decision': return onDecisionEvent(ev);
+    case 'removed': return onRemoved(ev);
+    case 'room_state': return onRoomState(ev);
+    case 'case_outcome': return onCaseOutcome(ev);
     default: return undefined;
   }
 }
@@ -271,7 +325,13 @@ function onWelcome(ev) {
   state.me = ev.me;
   rememberProfile(ev.me);
   if (ev.prefs) state.prefs = { pm_policy: ev.prefs.pm_policy, lang: ev.prefs.lang };
+  // The welcome gives each room's state, not its reason: keep the reason a room_state told us.
+  const reasons = new Map(state.rooms.map((r) => [r.slug, [r.state, r.stateReason]]));
   state.rooms = ev.rooms || [];
+  for (const room of state.rooms) {
+    const old = reasons.get(room.slug);
+    if (old && old[0] === room.state && old[1]) room.stateReason = old[1];
+  }
   state.joined = new Set(ev.joined || []);
   if (ev.limits) state.limits = { ...state.limits, ...ev.limits };
   if (Number.isFinite(ev.now)) state.clockOffset = ev.now - Date.now();
@@ -303,6 +363,7 @@ function onWelcome(ev) {
     refreshRoomNames(getLang());
   }
   hideBanner();
+  onWelcomeDecisions(ev.decisions || []);
   renderRooms();
   renderConvs();
   renderConversation();
@@ -356,18 +417,26 @@ function onSync(ev) {
   }
 }
 
-/** Drop pending sends whose message is now in the stream. */
+/** Drop pending sends whose message is now in the stream (a held one: released as sent). */
 function settlePending(stream) {
   const st = streamState(stream);
   if (!st) return false;
   let changed = false;
   for (const [id, p] of Array.from(state.pending)) {
-    if (p.stream === stream && p.ackedId && st.items.some((m) => m.id === p.ackedId)) {
+    if (p.stream !== stream) continue;
+    if ((p.ackedId && st.items.some((m) => m.id === p.ackedId))
+      || (p.status === 'held' && st.items.some((m) => isRelease(p, m)))) {
       state.pending.delete(id);
       changed = true;
     }
   }
   return changed;
+}
+
+/** Is `msg` the release of the held pending send `p` (my message, same text, after the hold)? */
+function isRelease(p, msg) {
+  return p.status === 'held' && msg.kind === 'text' && state.me && msg.author === state.me.id
+    && msg.stream === p.stream && msg.text === (p.heldText || p.text) && msg.ts >= (p.heldAt || 0) - 60000;
 }
 
 function onMsg(msg) {
@@ -392,6 +461,16 @@ function onMsg(msg) {
     if (p.ackedId === msg.id) {
       state.pending.delete(id);
       pendingChanged = true;
+    }
+  }
+  if (!pendingChanged) {
+    // A held message released by a moderator: the first held copy with the same text goes.
+    for (const [id, p] of state.pending) {
+      if (isRelease(p, msg)) {
+        state.pending.delete(id);
+        pendingChanged = true;
+        break;
+      }
     }
   }
   const own = state.me && msg.author === state.me.id;
@@ -582,12 +661,32 @@ function onError(ev) {
   const ref = ev.ref || '';
   const message = ev.message || t('error.generic');
   const pending = ref ? state.pending.get(ref) : null;
+  if (ev.code === 'muted') onMutedError(ev.details);
   if (pending) {
     pending.status = 'failed';
     pending.error = message;
-    if (pending.stream === state.current) renderPending();
+    pending.code = ev.code || '';
+    if ((ev.code === 'room_frozen' || ev.code === 'room_closed') && isRoom(pending.stream)) {
+      // We had missed the change (a reconnect in between): the room says so now.
+      const room = roomBySlug(slugOf(pending.stream));
+      const now = ev.code === 'room_frozen' ? 'frozen' : 'closed';
+      if (room && room.state !== now) {
+        room.state = now;
+        room.stateReason = '';
+        updateRooms();
+      }
+    }
+    if (pending.stream === state.current) {
+      renderPending();
+      updateComposer();
+    }
     return;
   }
+  if (ref.startsWith('report:')) {
+    onReportError(ev);
+    return;
+  }
+  if (ev.code === 'muted') return; // the banner over the composer says it
   if (ref === 'typing' || ref === 'read') return; // background notices: nothing to tell the person
   if (ref.startsWith('join:')) state.pendingSwitch = null;
   if (ref.startsWith('dm:')) state.pendingDm = null;
@@ -606,7 +705,25 @@ function onError(ev) {
 function onBye(ev) {
   switch (ev.code) {
     case 'session_replaced':
-      showBanner(t('bye.replaced'), true);
+      showBanner(t('bye.replaced'), { useHere: true });
+      break;
+    case 'kicked':
+    case 'excluded':
+      // A moderator ended the session: keep the decision in view, never a silent return.
+      state.ended = { code: ev.code };
+      if (byId('report-dialog').open) byId('report-dialog').close('cancel');
+      for (const p of state.pending.values()) {
+        if (p.status === 'sending' || p.status === 'acked') {
+          p.status = 'failed';
+          p.code = ev.code;
+          p.error = ev.message || t(`ended.${ev.code}`);
+        }
+      }
+      renderPending();
+      showEndedBanner();
+      connState(conn ? conn.state : 'offline');
+      updateComposer();
+      sessionEnded(ev.code);
       break;
     case 'quit':
     case 'not_authenticated':
@@ -615,6 +732,82 @@ function onBye(ev) {
     default:
       if (ev.message) toast(ev.message, 'info', { timeout: 5000 });
   }
+}
+
+// --- moderation -----------------------------------------------------------------------------
+
+function onHeld(ev) {
+  const p = state.pending.get(ev.local_id);
+  if (!p) return;
+  p.status = 'held';
+  p.caseCode = ev.case;
+  p.heldText = typeof ev.message === 'string' ? ev.message : p.text;
+  p.heldAt = serverNow();
+  p.error = null;
+  if (p.stream === state.current) renderPending();
+}
+
+function onDecisionEvent(ev) {
+  const view = ev.decision;
+  if (!view) return;
+  if (view.action === 'refuse') {
+    // A held message was refused: its bubble says so (the statement opens too).
+    for (const p of state.pending.values()) {
+      if (p.status === 'held' && p.caseCode === view.case) {
+        p.status = 'refused';
+        p.decision = view.id;
+        if (p.stream === state.current) renderPending();
+      }
+    }
+  }
+  onDecision(view, ev.ban_token || '');
+  if (state.ended) showEndedBanner();
+}
+
+function onRemoved(ev) {
+  const st = streamState(ev.stream);
+  if (!st) return;
+  const index = st.items.findIndex((m) => m.id === ev.id || (m.seq === ev.seq && ev.seq));
+  if (index < 0) return;
+  const old = st.items[index];
+  // Keep the item (and its seq: the stream stays continuous), without its text.
+  const gone = { ...old, kind: 'removed', text: '' };
+  st.items[index] = gone;
+  if (ev.stream === state.current) markRemoved(gone);
+  const slug = slugOf(ev.stream);
+  if (slug && ev.stream !== state.current && old.kind === 'text' && state.roomUnread.get(slug)) {
+    state.roomUnread.set(slug, Math.max(0, state.roomUnread.get(slug) - 1));
+    updateRooms();
+  }
+}
+
+function onRoomState(ev) {
+  const room = roomBySlug(ev.room);
+  if (!room) return;
+  const before = room.state || 'open';
+  room.state = ev.state || 'open';
+  room.stateReason = ev.reason || '';
+  updateRooms();
+  renderWelcomeActions(byId('welcome-actions'));
+  const stream = roomStream(ev.room);
+  if (state.current === stream) {
+    renderHeader();
+    updateComposer();
+  } else if (state.joined.has(ev.room) && before !== room.state) {
+    const key = `room.toast_${room.state}`;
+    toast(t(key, { room: room.name, reason: room.stateReason || '—' }), 'info', { timeout: 10000 });
+  }
+}
+
+function onCaseOutcome(ev) {
+  const key = ev.outcome === 'actioned' || ev.outcome === 'dismissed' ? `case.outcome_${ev.outcome}` : 'case.outcome_other';
+  toast(t(key, { case: ev.case }), 'info', { timeout: 12000, link: { href: caseHref(ev.case), text: t('case.follow') } });
+}
+
+function showEndedBanner() {
+  if (!state.ended) return;
+  const code = state.ended.code;
+  showBanner(t(`ended.${code}`), { decision: Boolean(lastPersonalDecision(code)), ret: code === 'kicked' });
 }
 
 // --- views ----------------------------------------------------------------------------------
@@ -700,9 +893,11 @@ function expire() {
   }
 }
 
-function showBanner(text, useHere) {
+function showBanner(text, { useHere = false, decision = false, ret = false } = {}) {
   byId('banner-text').textContent = text;
   byId('banner-action').hidden = !useHere;
+  byId('banner-decision').hidden = !decision;
+  byId('banner-return').hidden = !ret;
   byId('banner').hidden = false;
 }
 
@@ -726,6 +921,7 @@ function endSession(message) {
   conn = null;
   clearInterval(expiryTimer);
   closeAllDialogs();
+  resetDecisions();
   resetState();
   try { sessionStorage.removeItem(VIEW_KEY); } catch { /* ignore */ }
   byId('chat-screen').hidden = true;

@@ -1,9 +1,11 @@
 // The conversation view: header, message log, pending sends, composer, typing line.
 
-import { byId, clear, h } from '../dom.js';
-import { formatTime, t, tn } from '../i18n.js';
+import { ICON_FLAG, byId, clear, h, icon } from '../dom.js';
+import { formatSoon, formatTime, t, tn } from '../i18n.js';
 import { linkify } from '../linkify.js';
-import { hiddenByBlock, isDm, isRoom, roomBySlug, serverNow, slugOf, state, streamState } from '../state.js';
+import {
+  hiddenByBlock, isDm, isMuted, isRoom, roomBySlug, roomState, serverNow, slugOf, state, streamState,
+} from '../state.js';
 import { nameClass, profileSummary } from './format.js';
 
 let actions = null;
@@ -13,6 +15,8 @@ let connected = false;
 let wired = false;
 let lastTypingSent = 0;
 const LIVE_KEEP = 3;
+// Errors a retry cannot fix: the bubble offers no "Réessayer".
+const NO_RETRY = new Set(['message_blocked', 'muted', 'room_frozen', 'room_closed', 'duplicate_message', 'message_too_long', 'message_forbidden_chars', 'message_empty']);
 
 export function initConversation(a) {
   actions = a;
@@ -35,6 +39,15 @@ export function initConversation(a) {
   byId('leave-room').addEventListener('click', () => {
     const slug = slugOf(state.current);
     if (slug) actions.leaveRoom(slug);
+  });
+  byId('report-room').addEventListener('click', () => {
+    const slug = slugOf(state.current);
+    if (!slug) return;
+    const room = roomBySlug(slug);
+    actions.report({ target: 'room', id: slug, name: room ? room.name : slug });
+  });
+  byId('composer-notice-view').addEventListener('click', () => {
+    if (state.mute) actions.showDecision(state.mute.decision);
   });
   const form = byId('composer');
   const input = byId('composer-input');
@@ -75,7 +88,9 @@ function submit() {
 }
 
 function canSend() {
-  if (!connected || !state.current) return false;
+  if (!connected || !state.current || state.ended) return false;
+  if (isMuted()) return false;
+  if (isRoom(state.current) && roomState(slugOf(state.current)) !== 'open') return false;
   if (isDm(state.current)) {
     const conv = state.convs.get(state.current);
     if (!conv || conv.gone || state.blocked.has(conv.other.id)) return false;
@@ -147,11 +162,13 @@ export function renderHeader() {
   const title = byId('conv-title');
   const sub = byId('conv-sub');
   const leave = byId('leave-room');
+  const report = byId('report-room');
   const label = byId('composer-label');
   if (!stream) {
     title.textContent = t('welcome.heading');
     sub.textContent = '';
     leave.hidden = true;
+    report.hidden = true;
     return;
   }
   if (isRoom(stream)) {
@@ -162,6 +179,10 @@ export function renderHeader() {
     if (room && Number.isInteger(room.count)) bits.push(tn('rooms.count', room.count));
     sub.textContent = bits.join(' · ');
     leave.hidden = false;
+    report.hidden = false;
+    const name = room ? room.name : slugOf(stream);
+    report.setAttribute('aria-label', t('report.room_label', { room: name }));
+    report.title = t('report.room_label', { room: name });
     label.textContent = t('composer.label_room', { room: room ? room.name : slugOf(stream) });
   } else {
     const conv = state.convs.get(stream);
@@ -172,6 +193,7 @@ export function renderHeader() {
     else if (other && state.blocked.has(other.id)) text = t('dm.blocked', { name: other.name });
     sub.textContent = text;
     leave.hidden = true;
+    report.hidden = true;
     label.textContent = t('composer.label_dm', { name: other ? other.name : '?' });
   }
 }
@@ -217,6 +239,10 @@ function messageItem(msg) {
     body.appendChild(h('span', { class: 'msg-sys', text: t(`log.${msg.kind}`, { name: msg.name }) }));
     return li;
   }
+  if (msg.kind === 'removed') {
+    body.appendChild(h('span', { class: 'msg-sys', dataset: { testid: 'msg-removed' }, text: t('log.removed') }));
+    return li;
+  }
   if (own) {
     body.appendChild(h('span', { class: `msg-author ${nameClass(msg.author)}`, text: msg.name }));
   } else {
@@ -233,7 +259,33 @@ function messageItem(msg) {
   const text = h('span', { class: 'msg-text', dataset: { testid: 'msg-text' } });
   text.appendChild(linkify(msg.text));
   body.appendChild(text);
+  if (!own) {
+    const label = t('report.message_label', { name: msg.name });
+    li.appendChild(h('button', {
+      type: 'button',
+      class: 'msg-report',
+      dataset: { testid: 'report-button' },
+      'aria-label': label,
+      title: label,
+      'aria-haspopup': 'dialog',
+      onclick: () => actions.report({ target: 'message', id: msg.id, name: msg.name, text: msg.text }),
+    }, icon(...ICON_FLAG)));
+  }
   return li;
+}
+
+/** A moderator removed an item of the shown stream: replace it in place (its seq stays). */
+export function markRemoved(msg) {
+  if (msg.stream !== state.current) return;
+  const log = byId('log');
+  for (const li of Array.from(log.children)) {
+    if (li.dataset.id === msg.id) {
+      const hadFocus = li.contains(document.activeElement);
+      const fresh = messageItem(msg);
+      li.replaceWith(fresh);
+      if (hadFocus) byId('chat-main').focus({ preventScroll: true });
+    }
+  }
 }
 
 /** A message arrived on the shown stream (already in state). */
@@ -285,11 +337,21 @@ export function renderPending() {
   for (const p of state.pending.values()) {
     if (p.stream !== stream) continue;
     const failed = p.status === 'failed';
+    const held = p.status === 'held';
+    const refused = p.status === 'refused';
+    let testid = 'msg-pending';
+    let extra = '';
+    if (failed) [testid, extra] = ['msg-failed', ' msg-failed'];
+    else if (held) [testid, extra] = ['msg-held', ' msg-held'];
+    else if (refused) [testid, extra] = ['msg-refused', ' msg-failed msg-refused'];
     const li = h('li', {
-      class: `msg msg-text msg-own msg-pending${failed ? ' msg-failed' : ''}`,
-      dataset: { testid: failed ? 'msg-failed' : 'msg-pending', localId: p.localId, status: p.status },
+      class: `msg msg-text msg-own msg-pending${extra}`,
+      dataset: { testid, localId: p.localId, status: p.status, code: p.code || null },
     });
-    li.appendChild(h('span', { class: 'msg-time', text: failed ? '⚠' : '…', 'aria-hidden': 'true' }));
+    let mark = '…';
+    if (failed || refused) mark = '⚠';
+    else if (held) mark = '⋯';
+    li.appendChild(h('span', { class: 'msg-time', text: mark, 'aria-hidden': 'true' }));
     const body = h('div', { class: 'msg-body' });
     li.appendChild(body);
     body.appendChild(h('span', { class: 'msg-author', text: state.me ? state.me.name : '' }));
@@ -300,10 +362,22 @@ export function renderPending() {
     if (failed) {
       body.appendChild(h('span', { class: 'msg-status msg-error', dataset: { testid: 'msg-error' } },
         h('span', { text: p.error || t('error.generic') }),
-        h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-retry' },
+        p.code === 'message_blocked' ? h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-rephrase' },
+          onclick: () => actions.rephrase(p.localId) }, t('log.rephrase')) : null,
+        NO_RETRY.has(p.code) ? null : h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-retry' },
           onclick: () => actions.retry(p.localId) }, t('log.retry')),
         h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-discard' },
           onclick: () => actions.discard(p.localId) }, t('log.discard'))));
+    } else if (held) {
+      body.appendChild(h('span', { class: 'msg-status msg-held-note', dataset: { testid: 'msg-held-note' },
+        text: t('log.held', { case: p.caseCode || '' }) }));
+    } else if (refused) {
+      body.appendChild(h('span', { class: 'msg-status msg-error', dataset: { testid: 'msg-error' } },
+        h('span', { text: t('log.refused', { code: p.decision || '' }) }),
+        p.decision ? h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-refused-view' },
+          onclick: () => actions.showDecision(p.decision) }, t('log.view_decision')) : null,
+        h('button', { type: 'button', class: 'btn btn-small btn-ghost', dataset: { testid: 'msg-discard' },
+          onclick: () => actions.discard(p.localId) }, t('log.hide'))));
     } else if (p.status === 'sending') {
       body.appendChild(h('span', { class: 'msg-status', text: t('log.sending') }));
     }
@@ -335,13 +409,48 @@ export function updateComposer() {
   else input.removeAttribute('aria-invalid');
   let helpKey = 'composer.help';
   const conv = isDm(state.current) ? state.convs.get(state.current) : null;
-  if (!connected) helpKey = 'composer.offline';
+  const roomNow = isRoom(state.current) ? roomState(slugOf(state.current)) : 'open';
+  if (state.ended) helpKey = 'composer.ended';
+  else if (!connected) helpKey = 'composer.offline';
+  else if (isMuted()) helpKey = 'composer.muted';
+  else if (roomNow !== 'open') helpKey = 'composer.readonly';
   else if (conv && conv.gone) helpKey = 'composer.gone';
   else if (conv && state.blocked.has(conv.other.id)) helpKey = 'composer.blocked';
   help.textContent = t(helpKey);
   help.classList.toggle('help-warn', helpKey !== 'composer.help');
   input.placeholder = ok ? t('composer.placeholder') : '';
+  renderNotice(roomNow);
   updateLoadMore();
+}
+
+/** The banner over the composer: a mute in force, or a room frozen or closed. */
+function renderNotice(roomNow) {
+  const box = byId('composer-notice');
+  const text = byId('composer-notice-text');
+  const view = byId('composer-notice-view');
+  let kind = null;
+  let message = '';
+  if (isMuted() && !state.ended) {
+    kind = 'mute';
+    message = t('mute.banner', { time: formatSoon(state.mute.until), code: state.mute.decision });
+  } else if (roomNow === 'frozen' || roomNow === 'closed') {
+    kind = roomNow;
+    const room = roomBySlug(slugOf(state.current));
+    const reason = room && room.stateReason ? room.stateReason : '';
+    message = reason ? t(`room.${roomNow}`, { reason }) : t(`room.${roomNow}_noreason`);
+  }
+  const was = box.hidden ? null : box.dataset.kind;
+  box.hidden = !kind;
+  box.dataset.kind = kind || '';
+  if (text.textContent !== message) text.textContent = message;
+  view.hidden = kind !== 'mute';
+  if (kind === 'mute') view.setAttribute('aria-label', t('mute.view_label', { code: state.mute.decision }));
+  if (kind && kind !== was) {
+    // Say it once when it appears (the box itself is not a live region: it is re-rendered often).
+    const live = byId('live');
+    live.appendChild(h('p', { text: message }));
+    while (live.children.length > LIVE_KEEP) live.firstChild.remove();
+  }
 }
 
 /** Show "X écrit…" for the shown stream. */

@@ -32,6 +32,11 @@ export function initDialogs(a) {
     byId('person-dialog').close();
     if (p) actions.confirmBlock(p.id, p.name);
   });
+  byId('person-report').addEventListener('click', () => {
+    const p = personShown;
+    byId('person-dialog').close();
+    if (p) actions.report({ target: 'person', id: p.id, name: p.name });
+  });
   for (const id of ['settings-dialog', 'person-dialog', 'confirm-dialog']) {
     byId(id).addEventListener('close', () => {
       if (restoreFocus && document.contains(restoreFocus) && id !== 'confirm-dialog') restoreFocus.focus();
@@ -87,6 +92,7 @@ export function openPerson(id, name) {
   const blocked = state.blocked.has(id);
   byId('person-dm').hidden = blocked;
   byId('person-block').hidden = blocked;
+  byId('person-report').setAttribute('aria-label', t('report.person_label', { name }));
   openModal(byId('person-dialog'));
 }
 
@@ -109,17 +115,27 @@ export function confirmDialog({ title, text, ok }) {
 }
 
 export function closeAllDialogs() {
-  for (const id of ['settings-dialog', 'person-dialog', 'confirm-dialog']) {
+  for (const id of ['settings-dialog', 'person-dialog', 'confirm-dialog', 'report-dialog', 'decision-dialog']) {
     const d = byId(id);
     if (d.open) d.close('cancel');
   }
 }
 
-/** A short message at the bottom of the screen. kind: 'info' | 'error'. */
-export function toast(message, kind = 'info', { timeout = 8000 } = {}) {
+/**
+ * A short message at the bottom of the screen. kind: 'info' | 'error'.
+ * link: {href, text} opens in a new tab (e.g. a case page).
+ */
+export function toast(message, kind = 'info', { timeout = 8000, link = null } = {}) {
   const box = byId('toasts');
+  const text = h('p', { class: 'toast-text', text: message });
+  if (link) {
+    text.appendChild(document.createTextNode(' '));
+    text.appendChild(h('a', {
+      class: 'toast-link', href: link.href, target: '_blank', rel: 'noopener', dataset: { testid: 'toast-link' },
+    }, link.text, h('span', { class: 'sr-only', text: ` ${t('common.new_tab')}` })));
+  }
   const item = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', dataset: { testid: 'toast' } },
-    h('p', { class: 'toast-text', text: message }),
+    text,
     h('button', {
       type: 'button', class: 'btn btn-ghost btn-icon toast-close', 'aria-label': t('common.close'),
       onclick: () => item.remove(),

@@ -185,7 +185,9 @@ async function submit() {
   const errors = errorsOf(res, res.status === 0 ? t('error.network') : t('error.generic'));
   let firstField = null;
   const top = [];
+  let decision = null; // entry refused by a ban: the statement can be read (and appealed)
   for (const err of errors) {
+    if (err.code === 'banned' && err.details && typeof err.details.decision === 'string') decision = err.details.decision;
     let field = err.field || CODE_FIELDS[err.code] || null;
     if (field === 'commune' && byId('field-commune').hidden) field = 'postal_code';
     if (field && FIELDS[field]) {
@@ -195,13 +197,20 @@ async function submit() {
       top.push(err.message || t('error.generic'));
     }
   }
-  if (top.length) showTopError(top.join(' '), !firstField);
+  if (top.length) showTopError(top.join(' '), !firstField, decision);
   if (firstField) focusField(firstField);
 }
 
-function showTopError(message, focus) {
+function showTopError(message, focus, decision = null) {
   const box = byId('entry-error');
   box.textContent = message;
+  if (decision) {
+    box.appendChild(document.createTextNode(' '));
+    box.appendChild(h('a', {
+      href: `/decision/${encodeURIComponent(decision)}`, class: 'form-error-link',
+      dataset: { testid: 'entry-read-decision' },
+    }, t('entry.read_decision')));
+  }
   box.hidden = false;
   if (focus) box.focus();
 }

@@ -1,6 +1,6 @@
 // Right column: connected people, scope (this room / whole site), filters, live deltas.
 
-import { byId, clear, h } from '../dom.js';
+import { ICON_FLAG, byId, clear, h, icon } from '../dom.js';
 import { t, tn } from '../i18n.js';
 import { rememberProfile, roomBySlug, slugOf, state } from '../state.js';
 import { genderBadge, nameClass } from './format.js';
@@ -243,7 +243,13 @@ function personRow(person) {
       h('button', {
         type: 'button', class: 'btn btn-small btn-danger-ghost', dataset: { testid: 'people-block' },
         onclick: () => actions.confirmBlock(person.id, person.name),
-      }, t('people.block'), h('span', { class: 'sr-only', text: ` ${person.name}` }))));
+      }, t('people.block'), h('span', { class: 'sr-only', text: ` ${person.name}` })),
+      h('button', {
+        type: 'button', class: 'btn btn-small btn-ghost btn-report btn-report-icon', dataset: { testid: 'report-person' },
+        'aria-haspopup': 'dialog', 'aria-label': t('report.person_label', { name: person.name }),
+        title: t('report.person_label', { name: person.name }),
+        onclick: () => actions.report({ target: 'person', id: person.id, name: person.name }),
+      }, icon(...ICON_FLAG))));
   }
   return li;
 }

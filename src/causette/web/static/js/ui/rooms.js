@@ -1,8 +1,8 @@
 // Left column: rooms with live counts, the suggested regional room, private conversations.
 
-import { byId, clear, h } from '../dom.js';
+import { ICON_LOCK, byId, clear, h, icon } from '../dom.js';
 import { t, tn } from '../i18n.js';
-import { roomStream, state, suggestedRoom } from '../state.js';
+import { roomState, roomStream, state, suggestedRoom } from '../state.js';
 import { GENDER_SYMBOL } from './format.js';
 
 let actions = null;
@@ -14,7 +14,7 @@ export function initRooms(a) {
 
 function roomClicked(slug) {
   if (state.joined.has(slug)) actions.openStream(roomStream(slug), { fromList: true });
-  else actions.joinRoom(slug);
+  else actions.joinRoom(slug); // a closed room: says why it cannot be joined
 }
 
 /** Build the room lists from scratch (after welcome, or a language change). */
@@ -28,8 +28,11 @@ export function renderRooms() {
     const count = h('span', { class: 'room-count' });
     const joined = h('span', { class: 'room-joined' });
     const unread = h('span', { class: 'badge room-unread', hidden: true });
-    const name = h('span', { class: 'room-name' }, room.name);
+    const lock = h('span', { class: 'room-lock', hidden: true }, icon(...ICON_LOCK));
+    const stateTag = h('span', { class: 'tag tag-state', hidden: true });
+    const name = h('span', { class: 'room-name' }, lock, room.name);
     if (room.adult) name.appendChild(h('span', { class: 'tag tag-adult', text: t('rooms.adult') }));
+    name.appendChild(stateTag);
     const button = h('button', {
       type: 'button',
       class: 'room-btn',
@@ -37,7 +40,7 @@ export function renderRooms() {
       title: room.description || null,
       onclick: () => roomClicked(room.slug),
     }, name, h('span', { class: 'room-meta' }, unread, joined, count));
-    roomRefs.set(room.slug, { button, count, joined, unread });
+    roomRefs.set(room.slug, { button, count, joined, unread, lock, stateTag });
     const li = h('li', null, button);
     ((room.regions && room.regions.length) ? regional : topics).appendChild(li);
   }
@@ -65,6 +68,18 @@ export function updateRooms() {
     } else {
       refs.joined.removeAttribute('title');
     }
+    const mode = roomState(room.slug);
+    refs.lock.hidden = mode !== 'closed';
+    refs.stateTag.hidden = mode === 'open';
+    refs.stateTag.textContent = mode === 'open' ? '' : t(`rooms.${mode}_tag`);
+    refs.button.classList.toggle('is-closed', mode === 'closed');
+    // A closed room cannot be joined (one already joined can still be read).
+    const blocked = mode === 'closed' && !joined;
+    if (blocked) refs.button.setAttribute('aria-disabled', 'true');
+    else refs.button.removeAttribute('aria-disabled');
+    if (mode !== 'open') refs.button.title = t(mode === 'closed' ? 'rooms.closed_hint' : 'rooms.frozen_hint');
+    else if (room.description) refs.button.title = room.description;
+    else refs.button.removeAttribute('title');
     const unread = state.roomUnread.get(room.slug) || 0;
     const showUnread = Boolean(unread) && !current;
     refs.unread.hidden = !showUnread;
@@ -72,6 +87,7 @@ export function updateRooms() {
     // One spoken name: "Général, vous y êtes, 12 personnes, 3 nouveaux messages".
     const label = [room.name];
     if (room.adult) label.push(t('rooms.adult'));
+    if (mode !== 'open') label.push(t(mode === 'closed' ? 'rooms.closed_hint' : 'rooms.frozen_hint'));
     if (joined) label.push(t('rooms.joined'));
     label.push(tn('rooms.count', n));
     if (showUnread) label.push(tn('rooms.unread', unread));
@@ -84,7 +100,7 @@ function renderSuggestion() {
   const box = byId('room-suggest');
   const room = suggestedRoom();
   clear(box);
-  if (!room || state.joined.has(room.slug)) {
+  if (!room || state.joined.has(room.slug) || roomState(room.slug) === 'closed') {
     box.hidden = true;
     return;
   }
@@ -108,6 +124,7 @@ export function renderWelcomeActions(box) {
   if (regional && regional !== general) picks.push(regional);
   for (const room of picks) {
     const joined = state.joined.has(room.slug);
+    if (!joined && roomState(room.slug) === 'closed') continue;
     box.appendChild(h('button', {
       type: 'button',
       class: 'btn btn-primary',
