@@ -133,13 +133,18 @@ class Accounts:
                 details={},
             )
             raise errors.LoginFailed()
-        if moderator.locked_until is not None and moderator.locked_until > now:
-            minutes = max(1, (moderator.locked_until - now + 59_999) // 60_000)
-            raise errors.AccountLocked(minutes=minutes)
         password_ok = await asyncio.to_thread(_verify, moderator.password_hash, password)
         code_ok = pyotp.TOTP(moderator.totp_secret).verify(
             code.strip(), for_time=now // 1000, valid_window=1
         )
+        if moderator.locked_until is not None and moderator.locked_until > now:
+            # The lock is told only to someone who knows the password and the code: to anyone
+            # else a locked account looks like any failure (no way to learn which logins exist).
+            if password_ok and code_ok and not moderator.disabled:
+                minutes = max(1, (moderator.locked_until - now + 59_999) // 60_000)
+                raise errors.AccountLocked(minutes=minutes)
+            await self._audit("anonymous", "login.failed", moderator, {"locked": True})
+            raise errors.LoginFailed()
         if moderator.disabled or not (password_ok and code_ok):
             failures = moderator.failed_logins + 1
             locked = now + LOCK_MINUTES * 60_000 if failures >= MAX_FAILURES else None
@@ -156,8 +161,6 @@ class Accounts:
                 moderator,
                 {"failures": failures},
             )
-            if locked:
-                raise errors.AccountLocked(minutes=LOCK_MINUTES)
             raise errors.LoginFailed()
         if _hasher.check_needs_rehash(moderator.password_hash):
             moderator = dataclasses.replace(
