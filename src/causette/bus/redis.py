@@ -410,4 +410,4 @@ def _client_name(prefix: str) -> str:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:200]
+    return text[:200].rstrip(".")
