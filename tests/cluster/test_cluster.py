@@ -260,7 +260,7 @@ async def test_a_killed_node_loses_no_acknowledged_message(
 
 
 async def test_redis_restarted_loses_no_acknowledged_message(
-    database: str, make_cluster: ClusterFactory, private_redis: services.PrivateRedis
+    database: str, private_redis: services.PrivateRedis, make_cluster: ClusterFactory
 ) -> None:
     cluster = await make_cluster(database_url=database, bus_url=private_redis.url)
     clients = await everyone_in(cluster, *((f"P{i}", i % 3) for i in range(6)))
@@ -310,7 +310,7 @@ async def test_redis_connections_killed_lose_no_acknowledged_message(
 
 
 async def test_postgres_restarted_fails_sends_retryably_and_loses_nothing(
-    make_cluster: ClusterFactory, private_postgres: services.PrivatePostgres
+    private_postgres: services.PrivatePostgres, make_cluster: ClusterFactory
 ) -> None:
     from causette.store import migrate
 

@@ -58,8 +58,10 @@ MAX_OUTBOX: Final = 100_000
 MAX_BATCH: Final = 1000
 #: Reconnection backoff, in seconds: doubles from the first to the last.
 BACKOFF: Final = (0.05, 2.0)
-#: Seconds to open a connection (and to wait for an answer while publishing).
+#: Seconds to open a connection.
 CONNECT_TIMEOUT: Final = 5.0
+#: Seconds for Redis to answer a batch of publications before it is sent again.
+PUBLISH_TIMEOUT: Final = 2.0
 
 
 class _Wire(msgspec.Struct, array_like=True, frozen=True):
@@ -374,14 +376,16 @@ class RedisBus:
                 continue
             batch = [outbox[i] for i in range(min(len(outbox), MAX_BATCH))]
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    pipe = self._client.pipeline(transaction=False)
+                async with (
+                    asyncio.timeout(PUBLISH_TIMEOUT),
+                    self._client.pipeline(transaction=False) as pipe,
+                ):
                     for channel, payload in batch:
                         pipe.publish(channel, payload)
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError) as error:
+            except Exception as error:  # whatever it is, the outbox must keep going
                 self.publish_failures += 1
                 if not failing_since:
                     failing_since = time.monotonic()
