@@ -129,6 +129,9 @@ class RedisBus:
         self._pool: ConnectionPool = ConnectionPool.from_url(
             redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT,
+            # Replies (handshake, publications) within this; the subscriber's blocking read
+            # opts out explicitly.
+            socket_timeout=CONNECT_TIMEOUT,
             socket_keepalive=True,
             retry=_no_retry(),
             max_connections=4,
@@ -286,7 +289,9 @@ class RedisBus:
             sub = self._sub
             if sub is None:
                 try:
-                    await self._open_subscriber()
+                    # Bounded: a connection accepted while Redis restarts may never answer.
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
+                        await self._open_subscriber()
                 except (RedisError, OSError, TimeoutError) as error:
                     log.warning("bus_reconnect_failed", extra={"reason": type(error).__name__})
                     self._drop_subscriber()
