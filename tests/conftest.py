@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,15 @@ class RunningServer:
 
 
 ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drop the PostgreSQL template database this run made, if any (see tests.support)."""
+    yield
+    from tests.support import services
+
+    asyncio.run(services.drop_template())
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,12 @@ from typing import Any
 
 from causette import __version__
 from causette.config import Config, load_config
-from causette.errors import CausetteError, ConfigError
+from causette.errors import BusUnreachable, CausetteError, ConfigError, StoreUnavailable
 from causette.logs import setup_logging
+
+#: Exit status when the database or Redis cannot be reached (sysexits.h EX_UNAVAILABLE);
+#: 2 is for a configuration or schema to fix.
+EXIT_UNAVAILABLE = 69
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from causette.admin import audit_export
 
             return audit_export(config, args.format, args.output)
+    except (StoreUnavailable, BusUnreachable) as exc:
+        # A service to wait for, not a mistake to fix here: a distinct code (sysexits'
+        # EX_UNAVAILABLE) lets a supervisor retry with a delay instead of crash-looping.
+        print(f"causette: {exc.message('en')}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except CausetteError as exc:
         print(f"causette: {exc.message('en')}", file=sys.stderr)
         return 2

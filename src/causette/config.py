@@ -38,6 +38,10 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     trust_proxy_headers: bool = False
     #: Seconds given to clients to receive the shutdown notice before connections are closed.
     shutdown_grace_seconds: Annotated[float, Meta(ge=0, le=60)] = 2.0
+    #: Several nodes: how often each tells the others it is alive, and after how long without
+    #: news a node is taken for dead (its people are then released after the offline grace).
+    node_heartbeat_seconds: Annotated[float, Meta(ge=0.1, le=60)] = 2.0
+    node_timeout_seconds: Annotated[float, Meta(ge=0.3, le=600)] = 6.0
     #: Log format: ``json`` (one object per line) or ``text``.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -384,6 +388,10 @@ def _check(config: Config) -> None:
     problems: list[str] = []
     if config.site.max_age <= config.site.min_age:
         problems.append("site.max_age must be greater than site.min_age")
+    if config.server.node_timeout_seconds < 2 * config.server.node_heartbeat_seconds:
+        problems.append(
+            "server.node_timeout_seconds must be at least twice server.node_heartbeat_seconds"
+        )
     if config.limits.hard_frame_bytes < config.limits.max_frame_bytes:
         problems.append("limits.hard_frame_bytes must be at least limits.max_frame_bytes")
     slugs = [room.slug for room in config.rooms]

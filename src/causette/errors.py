@@ -611,6 +611,19 @@ class PasswordTooWeak(CausetteError):
     en = "Password too weak: at least {min} characters, not only digits."
 
 
+# --- Bus (several nodes) ------------------------------------------------------------------
+
+
+class BusUnreachable(CausetteError):
+    """The bus (Redis) cannot be reached at start."""
+
+    code = "bus_unreachable"
+    status = 503
+    retryable = True
+    fr = "Bus de messages (Redis) injoignable ({target}) : {reason}. Vérifiez-le, puis réessayez."
+    en = "Cannot reach the message bus (Redis) ({target}): {reason}. Check it, then try again."
+
+
 def all_error_classes() -> list[type[CausetteError]]:
     """Every error class with a code of its own (grouping classes such as ``EntryError``
     inherit their parent's code and are left out). Codes are unique (a test checks)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from causette.store import FullStore, open_store
+from tests.support import services
 
 
 @asynccontextmanager
@@ -37,6 +38,21 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[FullStore]:
         await store.close()
 
 
+@asynccontextmanager
+async def postgres_store(tmp_path: Path) -> AsyncIterator[FullStore]:
+    """A database of its own, copied from the run's migrated template, dropped afterwards."""
+    services.need_postgres()
+    name = await services.create_database(template=await services.postgres_template())
+    try:
+        store = await open_store(services.database_url(name))
+        try:
+            yield store
+        finally:
+            await store.close()
+    finally:
+        await services.drop_database(name)
+
+
 @dataclass(frozen=True)
 class StoreAdapter:
     open: Callable[[Path], AbstractAsyncContextManager[FullStore]]
@@ -46,6 +62,7 @@ class StoreAdapter:
 STORE_ADAPTERS: dict[str, StoreAdapter] = {
     "memory": StoreAdapter(memory_store),
     "sqlite": StoreAdapter(sqlite_store),
+    "postgres": StoreAdapter(postgres_store, marks=(pytest.mark.postgres,)),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from causette.core.ports import Deliver, Envelope
+from causette.core.ports import Deliver, Envelope, Resync
 
 
 class LocalBus:
@@ -10,7 +10,8 @@ class LocalBus:
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, resync: Resync | None = None) -> None:
+        # Nothing is ever lost in process: ``resync`` is never needed.
         self._deliver = deliver
 
     async def close(self) -> None:

@@ -47,19 +47,27 @@ class Directory:
         self._people: dict[str, Profile] = {}
         self._rooms_of: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}
+        #: Which node holds each person's connection ("" when unknown: a single node).
+        self._owner: dict[str, str] = {}
 
     # --- updates (from presence operations) ------------------------------------------------
-    def here(self, profile: Profile, rooms: Iterable[str]) -> None:
-        """The person is connected, in these rooms (replaces what was known)."""
+    def here(self, profile: Profile, rooms: Iterable[str], node: str = "") -> None:
+        """The person is connected, in these rooms, held by ``node`` (replaces what was
+        known, owner included: the latest node to announce a person holds them)."""
         self.gone(profile.id)
         self._people[profile.id] = profile
+        self._owner[profile.id] = node
         joined = set(rooms)
         self._rooms_of[profile.id] = joined
         for room in joined:
             self._members.setdefault(room, set()).add(profile.id)
 
-    def gone(self, person_id: str) -> set[str]:
-        """The person is no longer connected; return the rooms they were listed in."""
+    def gone(self, person_id: str, node: str = "") -> set[str]:
+        """The person is no longer connected; return the rooms they were listed in. With
+        ``node``, only if that node still holds them (else nothing changes)."""
+        if node and self._owner.get(person_id, node) != node:
+            return set()
+        self._owner.pop(person_id, None)
         self._people.pop(person_id, None)
         rooms = self._rooms_of.pop(person_id, set())
         for room in rooms:
@@ -87,7 +95,29 @@ class Directory:
             if not members:
                 del self._members[room]
 
+    def replace_node(self, node: str, people: Iterable[tuple[Profile, Iterable[str]]]) -> None:
+        """A node's snapshot: exactly ``people`` are held by ``node``. Its people not listed
+        are gone; listed people held by another node stay with it (that node announced them
+        after this snapshot was taken: a snapshot never takes a person over)."""
+        listed = {}
+        for profile, rooms in people:
+            listed[profile.id] = (profile, rooms)
+        for person_id in self.held_by(node):
+            if person_id not in listed:
+                self.gone(person_id, node)
+        for person_id, (profile, rooms) in listed.items():
+            owner = self._owner.get(person_id)
+            if owner is None or owner == node:
+                self.here(profile, rooms, node)
+
     # --- queries ----------------------------------------------------------------------------
+    def owner(self, person_id: str) -> str | None:
+        """The node holding the person ("" when unknown), or None when they are not here."""
+        return self._owner.get(person_id)
+
+    def held_by(self, node: str) -> list[str]:
+        return [person_id for person_id, owner in self._owner.items() if owner == node]
+
     def get(self, person_id: str) -> Profile | None:
         return self._people.get(person_id)
 

@@ -56,12 +56,21 @@ class SetHidden(ControlOp, tag="hide", frozen=True):
 
 
 class Here(ControlOp, tag="here", frozen=True):
+    """The person is connected, in these rooms. ``node``: the node holding their connection
+    (stamped by the delivery layer when it publishes; the core leaves it empty)."""
+
     profile: Profile
     rooms: list[str]
+    node: str = ""
 
 
 class Gone(ControlOp, tag="gone", frozen=True):
+    """The person is no longer connected. With ``node``, only if that node still holds them
+    (another node may have taken the person over meanwhile); without, unconditionally (the
+    session ended)."""
+
     person: str
+    node: str = ""
 
 
 class RoomJoin(ControlOp, tag="join", frozen=True):
@@ -90,6 +99,29 @@ class RoomStateChanged(ControlOp, tag="room_state", frozen=True):
     reason: str = ""
 
 
+# --- cluster liveness (several nodes; see docs/decisions/0004-cluster-presence.md) -----------
+
+
+class Beat(ControlOp, tag="beat", frozen=True):
+    """A node is alive (published on ``presence`` every ``server.node_heartbeat_seconds``)."""
+
+    node: str
+
+
+class WantSnapshot(ControlOp, tag="want", frozen=True):
+    """A node (just started, or back after losing the bus) asks every node for its people."""
+
+    node: str
+
+
+class Snapshot(ControlOp, tag="snapshot", frozen=True):
+    """Everyone a node holds (connected, or within the offline grace), with their rooms: it
+    replaces what others knew of that node's people."""
+
+    node: str
+    people: list[Here]
+
+
 AnyControl = (
     CloseConnection
     | AttachStream
@@ -100,6 +132,9 @@ AnyControl = (
     | RoomLeave
     | SetMute
     | RoomStateChanged
+    | Beat
+    | WantSnapshot
+    | Snapshot
 )
 
 

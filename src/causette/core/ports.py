@@ -1,5 +1,5 @@
 """The narrow ports the core depends on. Every adapter passes the same contract suite
-(``tests/contracts``): memory and SQLite stores; the in-process bus; later PostgreSQL and Redis.
+(``tests/contracts``): memory, SQLite and PostgreSQL stores; the in-process and Redis buses.
 """
 
 from __future__ import annotations
@@ -350,6 +350,9 @@ class Envelope:
 
 
 Deliver = Callable[[Envelope], None]
+#: Called after the bus lost its subscriptions and has them back: whatever was published
+#: meanwhile was lost (pub/sub keeps nothing), so the node must catch up from the store.
+Resync = Callable[[], None]
 
 
 class Bus(Protocol):
@@ -358,17 +361,24 @@ class Bus(Protocol):
     has a local member; each envelope published reaches every subscribed node once, in publish
     order per channel and publisher."""
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, resync: Resync | None = None) -> None:
         """Begin delivering envelopes of subscribed channels to ``deliver`` (called on the
-        event loop, never concurrently)."""
+        event loop, never concurrently). ``resync`` is called, on the event loop, each time the
+        bus comes back after losing its connection (never for the first one)."""
         ...
 
     async def close(self) -> None: ...
 
-    async def publish(self, envelope: Envelope) -> None: ...
+    async def publish(self, envelope: Envelope) -> None:
+        """Send to every subscribed node. May return before the envelope has left (a bus may
+        queue it, keeping the order, and retry while disconnected); never raises for a bus that
+        is down: the nodes catch up through ``resync``."""
+        ...
 
     async def subscribe(self, channel: str) -> None:
-        """Returns once envelopes published afterwards are guaranteed to be delivered."""
+        """Returns once envelopes published afterwards are guaranteed to be delivered (while
+        the bus is disconnected: at once, the subscription being made on reconnection, followed
+        by ``resync``)."""
         ...
 
     async def unsubscribe(self, channel: str) -> None: ...

@@ -83,10 +83,17 @@ def create_app(
     async def startup(app: web.Application) -> None:
         started = time.monotonic()
         url = config.database_url
+        # One node (SQLite) upgrades its schema itself; PostgreSQL is shared by several nodes,
+        # so only ``causette migrate`` does (``SchemaBehind`` otherwise).
         the_store: FullStore = store or await open_store(
             url, migrate=url.startswith(("sqlite", "memory"))
         )
-        the_bus = bus or await open_bus(config.server.bus_url)
+        try:
+            the_bus = bus or await open_bus(config.server.bus_url)
+        except BaseException:
+            if store is None:
+                await the_store.close()
+            raise
         the_clock = clock or SystemClock()
         the_ids = ids or RandomIds()
         directory = Directory()

@@ -117,6 +117,7 @@ class StreamState:
     pending: dict[int, Envelope] = field(default_factory=dict)
     gap_timer: asyncio.TimerHandle | None = None
     backfilling: bool = False
+    resync: bool = False  # the bus lost envelopes: catch up from the store to its head
 
 
 class Hub:
@@ -216,7 +217,13 @@ class Hub:
             state = self.streams.pop(channel, None)
             if state is not None and state.gap_timer is not None:
                 state.gap_timer.cancel()
-            self._spawn(self.bus.unsubscribe(channel))
+            self._spawn(self._unsubscribe_if_unused(channel))
+
+    async def _unsubscribe_if_unused(self, channel: str) -> None:
+        # A connection may have subscribed the node again since this was scheduled: the
+        # bus must not drop a channel the hub uses.
+        if channel not in self.channels:
+            await self.bus.unsubscribe(channel)
 
     async def attach(self, conn: Connection, stream: str, cursor: Cursor | None) -> bool:
         """Subscribe ``conn`` to ``stream`` and queue its ``sync``. False if already attached."""
@@ -425,6 +432,74 @@ class Hub:
                 self._drain(stream, state)
         finally:
             state.backfilling = False
+            if state.resync and self.streams.get(stream) is state:
+                self._spawn(self._catch_up(stream, state))
+
+    # --- after losing the bus -----------------------------------------------------------------
+
+    def resync(self) -> None:
+        """The bus lost envelopes (it reconnected): every stream this node follows catches up
+        from the store, in order, before and between what arrives live again."""
+        for stream, state in self.streams.items():
+            if state.last is None:
+                continue  # an attach is reading the store right now: it sees everything
+            state.resync = True
+            if not state.backfilling:
+                self._spawn(self._catch_up(stream, state))
+
+    async def _catch_up(self, stream: str, state: StreamState) -> None:
+        state.backfilling = True
+        try:
+            while state.resync and self.streams.get(stream) is state:
+                state.resync = False
+                await self._read_to_head(stream, state)
+                self._drain(stream, state)
+        finally:
+            state.backfilling = False
+
+    async def _read_to_head(self, stream: str, state: StreamState) -> None:
+        head = await self.store.stream_head(stream)
+        if head is None or state.last is None or self.streams.get(stream) is not state:
+            return
+        missed = head.last_seq - state.last
+        log.info("resync", extra={"stream_kind": stream[:1], "items": max(missed, 0)})
+        if missed > self.max_replay:
+            await self._restart_window(stream, state)
+            return
+        while state.last is not None and state.last < head.last_seq:
+            items = await self.store.read(stream, state.last, head.last_seq - state.last)
+            if self.streams.get(stream) is not state or state.last is None:
+                return
+            for msg in items:
+                if msg.seq <= state.last:
+                    continue  # arrived live meanwhile
+                state.last = msg.seq  # (an expired item's seq is skipped, as in a sync)
+                self._fan_out(
+                    Envelope(stream, self._encoder.encode(msg), stream=stream, seq=msg.seq)
+                )
+            if not items or items[-1].seq >= head.last_seq:
+                if state.last < head.last_seq:
+                    state.last = head.last_seq  # the rest expired meanwhile
+                break
+
+    async def _restart_window(self, stream: str, state: StreamState) -> None:
+        """Too much was missed to replay live: each connection gets a fresh ``sync``
+        (``recovered: false``, the latest window), as after a long disconnection."""
+        items = await self.store.latest(stream, self.history_limit, self.now_ms())
+        head = await self.store.stream_head(stream)
+        if head is None or self.streams.get(stream) is not state:
+            return
+        position = max(head.last_seq, items[-1].seq if items else 0)
+        if state.last is not None and state.last >= position:
+            return
+        state.last = position
+        sync = self._encoder.encode(
+            ev.Sync(
+                stream=stream, epoch=head.epoch, recovered=False, items=items, last_seq=position
+            )
+        )
+        for conn in list(self.channels.get(stream, ())):
+            self.send(conn, sync)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

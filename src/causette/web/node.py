@@ -28,6 +28,7 @@ from causette.core.effects import (
     AnyControl,
     Attach,
     AttachStream,
+    Beat,
     CloseConnection,
     Control,
     Detach,
@@ -41,13 +42,16 @@ from causette.core.effects import (
     RoomStateChanged,
     SetHidden,
     SetMute,
+    Snapshot,
     Subscribe,
     Unsubscribe,
+    WantSnapshot,
     person_channel,
 )
 from causette.core.ports import Bus, Clock, Envelope, FullStore
 from causette.core.service import Actor, ChatService
 from causette.safety.ratelimit import Limiter, TokenBucket
+from causette.web.cluster import ClusterPresence, gone_held_by, new_node_id
 from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
 from causette.web.protocol import encode, error_event
 
@@ -107,6 +111,9 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_counts: tuple[dict[str, int], int] | None = None
         self._per_network: dict[str, int] = {}
+        #: This process's identity among the nodes (new at every start).
+        self.node_id = new_node_id()
+        self.cluster = ClusterPresence(self, self.node_id)
 
     @property
     def limiter(self) -> Limiter:
@@ -116,12 +123,16 @@ class Node:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.bus.start(self.hub.deliver)
+        await self.bus.start(self.hub.deliver, self._bus_resync)
         await self.bus.subscribe(PRESENCE_CHANNEL)
         self.service.room_states.update(await self.store.room_states())
         for room in self.config.rooms:
             await self.store.ensure_stream("r:" + room.slug, self.clock.now_ms())
+        await self.cluster.start()
         self._jobs = [
+            asyncio.create_task(
+                self._every(self.config.server.node_heartbeat_seconds, self.cluster.tick)
+            ),
             asyncio.create_task(self._every(1.0, self._send_counts)),
             asyncio.create_task(
                 self._every(self.config.messages.purge_interval_seconds, self._purge)
@@ -166,6 +177,7 @@ class Node:
         await asyncio.gather(*self._jobs, return_exceptions=True)
         for timer in self._offline_timers.values():
             timer.cancel()
+        self.cluster.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -219,9 +231,15 @@ class Node:
         timer = self._offline_timers.pop(actor.id, None)
         if timer is not None:
             timer.cancel()
-        elif not self.directory.is_here(actor.id):
-            rooms = [s[2:] for s in actor.streams if s.startswith("r:")]
-            await self.run(self.service.came_online(actor, sorted(rooms)), client)
+        rooms = sorted(s[2:] for s in actor.streams if s.startswith("r:"))
+        if not self.directory.is_here(actor.id):
+            await self.run(self.service.came_online(actor, rooms), client)
+        elif self.directory.owner(actor.id) != self.node_id:
+            # Listed, held by another node (a reconnection there within the grace, or a node
+            # that died): this node takes the person over, without announcing a return.
+            await self.publish_control(
+                PRESENCE_CHANNEL, Here(profile=actor.session.profile, rooms=rooms)
+            )
 
     async def command(self, client: Client, command: cmd.AnyCommand) -> None:
         effects = await self.service.handle(client.actor, command)
@@ -287,15 +305,28 @@ class Node:
 
     def _offline_expired(self, person: str) -> None:
         self._offline_timers.pop(person, None)
-        if person not in self.hub.by_person and self.directory.is_here(person):
+        if person not in self.hub.by_person and self.directory.owner(person) == self.node_id:
             self._spawn(self._went_offline(person))
 
     async def _went_offline(self, person: str) -> None:
         session = await self.store.get_session(person)
-        if person in self.hub.by_person:
-            return  # back during the store read: still here (greet saw them listed)
+        if person in self.hub.by_person or self.directory.owner(person) != self.node_id:
+            return  # back during the store read, here or on another node
         if session is not None:
-            await self.run(self.service.went_offline(session))
+            # The ``Gone`` holds only while this node still holds the person: another node
+            # taking them over at the same moment wins, wherever the two cross.
+            await self.run(gone_held_by(self.service.went_offline(session), self.node_id))
+
+    def in_grace(self) -> list[str]:
+        """People whose connection to this node dropped less than the offline grace ago."""
+        return list(self._offline_timers)
+
+    def _bus_resync(self) -> None:
+        """The bus is back after losing envelopes: catch up streams from the store, and
+        presence with everyone."""
+        log.warning("bus_resync", extra={"streams": len(self.hub.streams)})
+        self.hub.resync()
+        self._spawn(self.cluster.resync())
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -328,7 +359,15 @@ class Node:
                         self.hub.unsubscribe(client.conn, channel)
 
     async def _publish_control(self, channel: str, op: Any) -> None:
+        if isinstance(op, Here) and not op.node:
+            op = Here(profile=op.profile, rooms=op.rooms, node=self.node_id)
         await self.bus.publish(Envelope(channel, msgspec.json.encode(op), control=True))
+
+    async def publish_control(self, channel: str, op: Any) -> None:
+        await self._publish_control(channel, op)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        self._spawn(coro)
 
     def _on_control(self, env: Envelope) -> None:
         try:
@@ -337,10 +376,14 @@ class Node:
             log.error("bad_control_envelope", extra={"channel_kind": env.channel[:2]})
             return
         match op:
-            case Here(profile, rooms):
-                self.directory.here(profile, rooms)
-            case Gone(person):
-                self.directory.gone(person)
+            case Here(profile, rooms, node):
+                self.directory.here(profile, rooms, node)
+                self.cluster.handle(op)
+            case Gone(person, node):
+                self.directory.gone(person, node)
+                self.cluster.handle(op)
+            case Beat() | WantSnapshot() | Snapshot():
+                self.cluster.handle(op)
             case RoomJoin(person, room):
                 self.directory.join(person, room)
             case RoomLeave(person, room):

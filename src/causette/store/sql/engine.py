@@ -19,8 +19,12 @@ SQLite (embedded, one node)
     admin commands) holding the write lock.
 
 PostgreSQL
-    A normal pool over asyncpg, ``READ COMMITTED``; ``append`` is serialised per stream by the
-    row lock its ``UPDATE streams`` takes. (Adapter to be completed with the cluster work.)
+    A normal pool over asyncpg (10 + 10 overflow connections per node, pre-pinged so that a
+    restarted server's dead connections are replaced), ``READ COMMITTED``; ``append`` is
+    serialised per stream by the row lock its ``UPDATE streams`` takes, so nodes appending to
+    one stream each get the next seq. Connecting gives up after ``PG_CONNECT_TIMEOUT_S``.
+    The schema is never migrated at start: ``causette migrate`` does it, once, under an
+    advisory lock.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ BEGIN_OPTION: Final = "causette_begin"
 SQLITE_BUSY_TIMEOUT_MS: Final = 5000
 #: Seconds a caller waits for the (single) SQLite connection, or a pooled PostgreSQL one.
 POOL_TIMEOUT_S: Final = 10.0
+#: Seconds to open a PostgreSQL connection before giving up (the request fails, retryable).
+PG_CONNECT_TIMEOUT_S: Final = 5.0
 
 
 def async_url(url: str) -> URL:
@@ -106,6 +112,8 @@ def create_engine(
             engine = create_async_engine(url, poolclass=NullPool)
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
+    # A server that does not answer must fail fast, not after asyncpg's default minute.
+    connect_args = {"timeout": PG_CONNECT_TIMEOUT_S}
     try:
         if pooled:
             return create_async_engine(
@@ -114,8 +122,9 @@ def create_engine(
                 max_overflow=10,
                 pool_timeout=POOL_TIMEOUT_S,
                 pool_pre_ping=True,
+                connect_args=connect_args,
             )
-        return create_async_engine(url, poolclass=NullPool)
+        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
     except ModuleNotFoundError as error:
         raise ConfigError(
             detail=f"database_url: the driver for {url.get_backend_name()} is not installed "
