@@ -6,10 +6,19 @@ personal data such as a pseudonym).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 Lang = Literal["fr", "en"]
 LANGS: tuple[Lang, ...] = ("fr", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A message parameter written in both languages (``detail=Text("…", "…")``)."""
+
+    fr: str
+    en: str
 
 
 class CausetteError(Exception):
@@ -31,8 +40,12 @@ class CausetteError(Exception):
 
     def message(self, lang: str = "fr") -> str:
         template = self.en if lang == "en" else self.fr
+        params = {
+            k: (v.en if lang == "en" else v.fr) if isinstance(v, Text) else v
+            for k, v in self.params.items()
+        }
         try:
-            return template.format(**self.params)
+            return template.format(**params)
         except (KeyError, IndexError):  # a missing parameter must never hide the error itself
             return template
 
@@ -563,6 +576,13 @@ class AppealNotPossible(CausetteError):
     status = 409
     fr = "Cette décision ne peut plus être contestée : {detail}."
     en = "This decision can no longer be appealed: {detail}."
+
+
+class AppealInvalid(CausetteError):
+    code = "appeal_invalid"
+    status = 422
+    fr = "Recours incomplet : {detail}."
+    en = "Incomplete appeal: {detail}."
 
 
 class SameModerator(CausetteError):

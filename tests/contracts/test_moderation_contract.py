@@ -779,11 +779,14 @@ async def test_room_states_list_the_rooms_that_are_not_open(store: FullStore) ->
     assert await store.room_states() == {}
     await store.set_room_state("lyon", RoomState.FROZEN, "raid en cours", T0)
     await store.set_room_state("paris", RoomState.CLOSED, "fermeture", T0)
-    assert await store.room_states() == {"lyon": RoomState.FROZEN, "paris": RoomState.CLOSED}
+    assert await store.room_states() == {
+        "lyon": (RoomState.FROZEN, "raid en cours"),
+        "paris": (RoomState.CLOSED, "fermeture"),
+    }
     await store.set_room_state("lyon", RoomState.CLOSED, "toujours", T0 + 1)
     await store.set_room_state("paris", RoomState.OPEN, "réouverture", T0 + 2)
     await store.set_room_state("nantes", RoomState.OPEN, "déjà ouverte", T0 + 3)
-    assert await store.room_states() == {"lyon": RoomState.CLOSED}
+    assert await store.room_states() == {"lyon": (RoomState.CLOSED, "toujours")}
 
 
 # --- availability -------------------------------------------------------------------------------

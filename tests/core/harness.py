@@ -260,11 +260,11 @@ class Harness:
                 if target is not None and target.actor is not None:
                     target.actor.muted_until = until
                     target.actor.mute_decision = decision if until else ""
-            case RoomStateChanged(room, state, _):
+            case RoomStateChanged(room, state, reason):
                 if state == RoomState.OPEN.value:
                     self.service.room_states.pop(room, None)
                 else:
-                    self.service.room_states[room] = RoomState(state)
+                    self.service.room_states[room] = (RoomState(state), reason)
             case SetHidden(person, other, hidden):
                 target = self.by_id.get(person)
                 if target is not None and target.actor is not None:

@@ -260,6 +260,37 @@ async def test_a_temporary_ban_ends(h: Harness) -> None:
     await h.enter("Alice", ip_key=alice.session.ip_key)
 
 
+async def test_a_decision_taken_while_disconnected_is_shown_on_return(h: Harness) -> None:
+    alice, bruno = await room_of(h, "Alice", "Bruno")
+    msg = await h.send(alice, "r:general", "hmm")
+    case_id = (await reported(h, bruno, "message", msg.id)).case
+    h.disconnect(alice)
+    await h.moderation.decide(
+        await h.moderator("modo"), case_id, Action.WARN, facts="Un avertissement en votre absence."
+    )
+    welcome = one(replies(await h.connect(alice), ev.Welcome))
+    assert [(d.action, d.facts) for d in welcome.decisions] == [
+        ("warn", "Un avertissement en votre absence.")
+    ]
+
+
+async def test_a_ban_refusal_speaks_the_persons_language(h: Harness) -> None:
+    alice, bruno = await room_of(h, "Alice", "Bruno")
+    msg = await h.send(alice, "r:general", "menace")
+    case_id = (await reported(h, bruno, "message", msg.id, "threat")).case
+    modo = await h.moderator("modo")
+    h.apply(
+        None,
+        await h.moderation.decide(
+            modo, case_id, Action.BAN, minutes=60, facts="Menace envers une personne du salon."
+        ),
+    )
+    with pytest.raises(errors.Banned) as info:
+        await h.enter("Alice2", ip_key=alice.session.ip_key, lang="en")
+    assert "until" in info.value.message("en")
+    assert "jusqu" not in info.value.message("en")
+
+
 async def test_decisions_need_facts_and_a_duration_for_mutes(h: Harness) -> None:
     alice, bruno = await room_of(h, "Alice", "Bruno")
     msg = await h.send(alice, "r:general", "x")
@@ -289,6 +320,9 @@ async def test_dismissing_reviews_and_lifts_an_automated_mute(
     h.apply(None, review)
     assert one(controls(review, SetMute)).until == 0
     assert target.a.muted_until == 0
+    # The person is told, not left waiting for the end of a mute that no longer applies.
+    lifted = one(published(review, ev.DecisionNotice, "p:" + target.id)).decision
+    assert (lifted.action, lifted.automated, lifted.lifted) == ("mute", True, True)
     await h.send(target, "r:general", "merci")
     assert {o.case for o in published(review, ev.CaseOutcome)} == {case_id}
 
@@ -358,6 +392,9 @@ async def test_one_appeal_per_decision_within_six_months(h: Harness) -> None:
         await h.moderation.appeal(late_decision, "Trop tard ?")
     with pytest.raises(errors.CaseUnknown):
         await h.moderation.appeal("D-NOPE", "?")
+    with pytest.raises(errors.AppealInvalid) as info:
+        await h.moderation.appeal(late_decision, "   ")
+    assert "caractères" in info.value.message("fr")
 
 
 async def banned_again(h: Harness) -> tuple[Person, str, Moderator]:
@@ -385,8 +422,8 @@ async def test_freezing_and_closing_a_room(h: Harness) -> None:
     )
     error = await h.fails(alice, cmd.Send(stream="r:general", text="hello", local_id="f"))
     assert error.code == "room_frozen"
-    infos = {r.slug: r.state for r in h.service.room_infos("fr")}
-    assert infos["general"] == "frozen"
+    infos = {r.slug: (r.state, r.state_reason) for r in h.service.room_infos("fr")}
+    assert infos["general"] == ("frozen", "Raid haineux en cours dans le salon.")
     await h.join(carla, "general")  # readable: one may still join
     h.apply(None, await h.moderation.set_room_state("general", RoomState.CLOSED, "Fermé."))
     denis = await h.visitor("Denis")

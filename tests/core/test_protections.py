@@ -193,6 +193,9 @@ async def test_a_held_message_waits_for_a_moderator_who_can_release_it(hp: Harne
     hp.apply(None, released)
     item = one(published(released, Message, "r:general"))
     assert (item.text, item.author) == (text, alice.id)
+    # The author's page learns its held message went out (same local id as it sent).
+    ack = one(published(released, ev.Ack, "p:" + alice.id))
+    assert (ack.local_id, ack.seq, ack.id) == ("h1", item.seq, item.id)
     case = await hp.store.get_case(held.case)
     assert case is not None
     assert case.status == CaseStatus.CLOSED

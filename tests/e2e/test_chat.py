@@ -87,6 +87,8 @@ async def test_two_people_talk_privately_and_block(
 
         # Bastien opens a private conversation from the list and writes.
         await row_a_in_b.get_by_test_id("people-dm").click()
+        # The conversation opens when the server answers: write only once it is shown.
+        await expect(b.get_by_test_id("conv-title")).to_contain_text("Camille", timeout=TIMEOUT)
         await say(b, "Un message rien que pour toi")
         conv_in_a = a.get_by_test_id("conv-item").filter(has_text="Bastien")
         await expect(conv_in_a.get_by_test_id("conv-unread")).to_have_text("1", timeout=TIMEOUT)

@@ -174,3 +174,24 @@ async def test_one_clients_flood_does_not_slow_the_others(start_server: ServerFa
     assert ack["type"] == "ack"
     got = await bruno.expect_msg("r:general", lambda e: e["text"] == "je peux parler")
     assert got["author"] == alice.me["id"]
+
+
+async def test_too_many_connections_from_one_network_get_a_reason(
+    start_server: ServerFactory,
+) -> None:
+    server: RunningServer = await start_server(
+        protections=True, safety={"max_connections_per_network": 2}
+    )
+    first = await server.visitor("Alice")
+    second = await server.visitor("Bruno")
+    third = server.client()
+    await third.enter("Chloe")
+    await third.connect(hello=False)
+    bye = await third.expect("bye")
+    assert (bye["code"], bye["reconnect"]) == ("too_many_connections", False)
+    assert await third.wait_closed() is not None
+    # The connections already open are untouched.
+    await first.join("general")
+    await second.join("general")
+    assert (await first.say("r:general", "toujours là"))["type"] == "ack"
+    await second.expect_msg("r:general", lambda e: e["text"] == "toujours là")

@@ -75,7 +75,7 @@ class Role(StrEnum):
 class RoomState(StrEnum):
     OPEN = "open"
     FROZEN = "frozen"  # readable, nobody can write
-    CLOSED = "closed"  # nobody can write or join; hidden from the list
+    CLOSED = "closed"  # nobody can write or join (still listed, marked closed)
 
 
 @dataclass(frozen=True, slots=True)

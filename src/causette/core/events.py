@@ -28,6 +28,8 @@ class RoomInfo(Struct, frozen=True):
     count: int
     #: "open", "frozen" (readable, nobody writes) or "closed" (nobody writes or joins).
     state: str = "open"
+    #: Why the room is frozen or closed (the moderator's words).
+    state_reason: str = ""
 
 
 class PersonRef(Struct, frozen=True):

@@ -53,6 +53,7 @@ from causette.core.effects import (
 from causette.core.models import Message, Session, dm_parties, room_slug, room_stream
 from causette.core.ports import Clock, FullStore
 from causette.core.wording import seconds, until_text, what
+from causette.errors import Text
 from causette.ids import IdSource
 from causette.safety.categories import CATEGORIES, Category
 from causette.safety.filters import FilterResult
@@ -138,10 +139,16 @@ class ModerationService:
     async def report(self, actor: Actor, command: cmd.Report) -> list[Effect]:
         category = CATEGORIES.get(command.category)
         if category is None:
-            raise errors.ReportInvalid(field="category", detail="unknown category")
+            raise errors.ReportInvalid(
+                field="category", detail=Text("catégorie inconnue", "unknown category")
+            )
         if not command.good_faith:
             raise errors.ReportInvalid(
-                field="good_faith", detail="the good-faith statement is required"
+                field="good_faith",
+                detail=Text(
+                    "la déclaration de bonne foi est requise",
+                    "the good-faith statement is required",
+                ),
             )
         safety = self.config.safety
         now = self.clock.now_ms()
@@ -399,20 +406,36 @@ class ModerationService:
         if not FACTS_MIN <= len(facts) <= FACTS_MAX:
             raise errors.DecisionInvalid(
                 field="facts",
-                detail=f"describe the facts in {FACTS_MIN} to {FACTS_MAX} characters",
+                detail=Text(
+                    f"décrivez les faits en {FACTS_MIN} à {FACTS_MAX} caractères",
+                    f"describe the facts in {FACTS_MIN} to {FACTS_MAX} characters",
+                ),
             )
         ground = CATEGORIES.get(category or case.category)
         if ground is None:
-            raise errors.DecisionInvalid(field="category", detail="unknown category")
+            raise errors.DecisionInvalid(
+                field="category", detail=Text("catégorie inconnue", "unknown category")
+            )
         if action == Action.MUTE and (minutes is None or not 1 <= minutes <= MUTE_MAX_MINUTES):
-            raise errors.DecisionInvalid(field="minutes", detail="a mute needs a duration")
+            raise errors.DecisionInvalid(
+                field="minutes",
+                detail=Text("une mise en sourdine a besoin d'une durée", "a mute needs a duration"),
+            )
         if action == Action.BAN and minutes is not None and not 1 <= minutes <= BAN_MAX_MINUTES:
-            raise errors.DecisionInvalid(field="minutes", detail="a ban lasts up to a year")
+            raise errors.DecisionInvalid(
+                field="minutes",
+                detail=Text("une exclusion dure au plus un an", "a ban lasts up to a year"),
+            )
         effects: list[Effect] = []
         actor = f"mod:{moderator.id}"
         if action in (Action.FREEZE_ROOM, Action.CLOSE_ROOM, Action.REOPEN_ROOM):
             if case.room is None:
-                raise errors.DecisionInvalid(field="action", detail="this case is not about a room")
+                raise errors.DecisionInvalid(
+                    field="action",
+                    detail=Text(
+                        "ce dossier ne concerne pas un salon", "this case is not about a room"
+                    ),
+                )
             state = {
                 Action.FREEZE_ROOM: RoomState.FROZEN,
                 Action.CLOSE_ROOM: RoomState.CLOSED,
@@ -423,12 +446,21 @@ class ModerationService:
             effects.extend(await self._settle_held(moderator, case, action, facts, ground))
         else:
             if case.subject is None or action not in PERSONAL_ACTIONS:
-                raise errors.DecisionInvalid(field="action", detail="not for this case")
+                raise errors.DecisionInvalid(
+                    field="action", detail=Text("pas pour ce dossier", "not for this case")
+                )
             subject = await self.store.get_session(case.subject)
             if subject is None:
-                raise errors.DecisionInvalid(field="action", detail="the person is unknown")
+                raise errors.DecisionInvalid(
+                    field="action", detail=Text("la personne est inconnue", "the person is unknown")
+                )
             if action == Action.DELETE_MESSAGE and case.message_id is None:
-                raise errors.DecisionInvalid(field="action", detail="this case has no message")
+                raise errors.DecisionInvalid(
+                    field="action",
+                    detail=Text(
+                        "ce dossier ne concerne pas un message", "this case has no message"
+                    ),
+                )
             _, more = await self._decide(
                 case,
                 action,
@@ -459,13 +491,18 @@ class ModerationService:
         case = await self._open_case(case_id)
         reason = reason.strip()
         if not reason:
-            raise errors.DecisionInvalid(field="reason", detail="say why the case is dismissed")
+            raise errors.DecisionInvalid(
+                field="reason",
+                detail=Text(
+                    "dites pourquoi le dossier est classé", "say why the case is dismissed"
+                ),
+            )
         effects: list[Effect] = []
         if case.target_key.startswith("held:"):
             effects.extend(await self._publish_held(case))
         for decision in await self.store.decisions_of_case(case.id):
             if decision.automated and decision.action == Action.MUTE and decision.lifted_at is None:
-                effects.extend(await self._lift(decision, "case dismissed on review"))
+                effects.extend(await self._lift(decision, "case dismissed on review", notify=True))
         closed = await self.store.close_case(
             case.id, Outcome.DISMISSED, moderator.id, self.clock.now_ms()
         )
@@ -548,7 +585,10 @@ class ModerationService:
         self, moderator: Moderator, case: Case, action: Action, facts: str, ground: Category
     ) -> list[Effect]:
         if not case.target_key.startswith("held:"):
-            raise errors.DecisionInvalid(field="action", detail="no held message in this case")
+            raise errors.DecisionInvalid(
+                field="action",
+                detail=Text("aucun message retenu dans ce dossier", "no held message in this case"),
+            )
         if action == Action.RELEASE:
             return await self._publish_held(case)
         subject = await self.store.get_session(case.subject or "")
@@ -604,12 +644,19 @@ class ModerationService:
             raise errors.CaseUnknown()
         text = text.strip()
         if not 1 <= len(text) <= APPEAL_MAX:
-            raise errors.ReportInvalid(field="text", detail=f"1 to {APPEAL_MAX} characters")
+            raise errors.AppealInvalid(
+                field="text",
+                detail=Text(f"de 1 à {APPEAL_MAX} caractères", f"1 to {APPEAL_MAX} characters"),
+            )
         now = self.clock.now_ms()
         if decision.lifted_at is not None:
-            raise errors.AppealNotPossible(detail="it has already been lifted")
+            raise errors.AppealNotPossible(
+                detail=Text("elle a déjà été levée", "it has already been lifted")
+            )
         if now > self._appeal_until(decision):
-            raise errors.AppealNotPossible(detail="the appeal period is over")
+            raise errors.AppealNotPossible(
+                detail=Text("le délai de recours est passé", "the appeal period is over")
+            )
         appeal = Appeal(
             id=self.ids.message_id(),
             decision_id=decision.id,
@@ -618,7 +665,9 @@ class ModerationService:
             status=AppealStatus.PENDING,
         )
         if not await self.store.add_appeal(appeal):
-            raise errors.AppealNotPossible(detail="it has already been appealed")
+            raise errors.AppealNotPossible(
+                detail=Text("elle a déjà été contestée", "it has already been appealed")
+            )
         await self._audit(
             "visitor",
             "appeal.open",
@@ -651,7 +700,10 @@ class ModerationService:
         if not FACTS_MIN <= len(answer) <= FACTS_MAX:
             raise errors.DecisionInvalid(
                 field="answer",
-                detail=f"explain the outcome in {FACTS_MIN} to {FACTS_MAX} characters",
+                detail=Text(
+                    f"expliquez la réponse en {FACTS_MIN} à {FACTS_MAX} caractères",
+                    f"explain the outcome in {FACTS_MIN} to {FACTS_MAX} characters",
+                ),
             )
         now = self.clock.now_ms()
         status = AppealStatus.GRANTED if grant else AppealStatus.REJECTED
@@ -686,25 +738,37 @@ class ModerationService:
         )
         return effects
 
-    async def _lift(self, decision: Decision, reason: str) -> list[Effect]:
+    async def _lift(self, decision: Decision, reason: str, *, notify: bool = False) -> list[Effect]:
+        """Lift a decision; with ``notify`` the person is also sent the updated statement (an
+        appeal sends its own, with the answer)."""
         lifted = await self.store.lift_decision(decision.id, self.clock.now_ms(), reason)
         if lifted is None or decision.subject is None:
             return []
+        effects: list[Effect] = []
         if decision.action == Action.MUTE:
-            return [
+            effects.append(
                 Control(
                     person_channel(decision.subject),
                     SetMute(person=decision.subject, until=0, decision=decision.id),
                 )
-            ]
-        return []
+            )
+        if notify:
+            subject = await self.store.get_session(decision.subject)
+            lang = subject.lang if subject is not None else "fr"
+            effects.append(
+                Publish(
+                    person_channel(decision.subject),
+                    ev.DecisionNotice(decision=self.view(lifted, None, lang)),
+                )
+            )
+        return effects
 
     def _appeal_until(self, decision: Decision) -> int:
         return decision.created_at + self.config.safety.appeal_days * DAY_MS
 
     # --- entry --------------------------------------------------------------------------------
 
-    async def check_entry(self, *, ip_key: str, ban_token: str) -> None:
+    async def check_entry(self, *, ip_key: str, ban_token: str, lang: str = "fr") -> None:
         """Refuse entry to someone banned: by their network or their signed ban cookie."""
         decision_id = self.verify_ban_token(ban_token) if ban_token else None
         ban = await self.store.active_ban(
@@ -716,7 +780,7 @@ class ModerationService:
         if ban is not None:
             raise errors.Banned(
                 decision=ban.id,
-                until=until_text(ban.expires_at, "fr"),
+                until=until_text(ban.expires_at, lang),
                 details={"decision": ban.id, "ban_token": self.ban_token(ban.id)},
             )
 
@@ -801,11 +865,11 @@ class ModerationService:
             "decided_at": case.decided_at,
         }
 
-    async def active_decisions(self, person_id: str, lang: str) -> list[ev.DecisionView]:
-        mute = await self.store.active_mute(person_id, self.clock.now_ms())
-        if mute is None:
-            return []
-        return [self.view(mute, await self.store.appeal_of(mute.id), lang)]
+    async def decisions_about(self, person_id: str, lang: str) -> list[ev.DecisionView]:
+        """Every decision about this person, oldest first (the page shows those it has not shown
+        yet: a decision taken while they were reconnecting is not lost)."""
+        decisions = await self.store.decisions_of_subject(person_id, None, 50)
+        return [self.view(d, await self.store.appeal_of(d.id), lang) for d in reversed(decisions)]
 
     async def case_detail(self, case_id: str) -> CaseDetail:
         case = await self.store.get_case(case_id)

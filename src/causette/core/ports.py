@@ -322,8 +322,8 @@ class ModerationStore(Protocol):
     # --- rooms --------------------------------------------------------------------------------
     async def set_room_state(self, slug: str, state: RoomState, reason: str, now: int) -> None: ...
 
-    async def room_states(self) -> dict[str, RoomState]:
-        """Rooms whose state is not ``open``."""
+    async def room_states(self) -> dict[str, tuple[RoomState, str]]:
+        """Rooms whose state is not ``open``, with the reason given."""
         ...
 
 

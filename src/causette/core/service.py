@@ -149,7 +149,7 @@ class ChatService:
         self.limiter = limiter if limiter is not None else Limiter()
         self.filters = filters if filters is not None else TextFilter([])
         #: Rooms not open (frozen or closed), kept current by RoomStateChanged controls.
-        self.room_states: dict[str, RoomState] = {}
+        self.room_states: dict[str, tuple[RoomState, str]] = {}
         #: Set by ModerationService when it is created (reports, word-list cases, bans).
         self.moderation: ModerationService | None = None
 
@@ -200,7 +200,9 @@ class ChatService:
         if problems:
             raise Invalid(problems)
         if self.moderation is not None:
-            await self.moderation.check_entry(ip_key=form.ip_key, ban_token=form.ban_token)
+            await self.moderation.check_entry(
+                ip_key=form.ip_key, ban_token=form.ban_token, lang=form.lang
+            )
         safety = self.config.safety
         if form.ip_key and not self.limiter.take(
             "session-net:" + form.ip_key,
@@ -312,8 +314,8 @@ class ChatService:
         actor.hidden = set(blocked) | set(blockers)
         decisions: list[ev.DecisionView] = []
         if self.moderation is not None:
-            decisions = await self.moderation.active_decisions(me.id, me.lang)
-            mute = next((d for d in decisions if d.action == "mute"), None)
+            decisions = await self.moderation.decisions_about(me.id, me.lang)
+            mute = await self.store.active_mute(me.id, self.clock.now_ms())
             if mute is not None and mute.expires_at is not None:
                 actor.muted_until, actor.mute_decision = mute.expires_at, mute.id
         joined = await self.store.rooms_of(me.id)
@@ -413,7 +415,7 @@ class ChatService:
                 if self.config.room(slug) is None:
                     raise errors.RoomUnknown(field="stream")
                 raise errors.RoomNotJoined(field="stream")
-            state = self.room_states.get(slug)
+            state, _ = self.room_states.get(slug, (RoomState.OPEN, ""))
             if state == RoomState.FROZEN:
                 raise errors.RoomFrozen(field="stream")
             if state == RoomState.CLOSED:
@@ -525,7 +527,8 @@ class ChatService:
         msg, dup = await self._append(stream, "text", author, text, local_id)
         if dup:
             return []
-        return [publish_message(msg)]
+        ack = ev.Ack(local_id=local_id, stream=stream, seq=msg.seq, id=msg.id, ts=msg.ts)
+        return [publish_message(msg), Publish(person_channel(author.id), ack)]
 
     def _typing(self, actor: Actor, command: cmd.Typing) -> list[Effect]:
         parties = dm_parties(command.stream)
@@ -568,7 +571,7 @@ class ChatService:
         stream = room_stream(slug)
         if stream in actor.streams:
             return [Reply(ev.Joined(room=slug))]
-        if self.room_states.get(slug) == RoomState.CLOSED:
+        if self.room_states.get(slug, (RoomState.OPEN, ""))[0] == RoomState.CLOSED:
             raise errors.RoomClosed(field="room")
         safety = self.config.safety
         if not self.limiter.take(
@@ -814,7 +817,8 @@ class ChatService:
                 adult=r.adult,
                 regions=list(r.regions),
                 count=counts.get(r.slug, 0),
-                state=self.room_states.get(r.slug, RoomState.OPEN).value,
+                state=self.room_states.get(r.slug, (RoomState.OPEN, ""))[0].value,
+                state_reason=self.room_states.get(r.slug, (RoomState.OPEN, ""))[1],
             )
             for r in self.config.rooms
         ]

@@ -10,6 +10,8 @@ _WHAT = {
     "conversations": ("trop de nouvelles conversations", "too many new conversations"),
     "joins": ("trop de salons rejoints", "too many rooms joined"),
     "sessions": ("trop de nouvelles sessions", "too many new sessions"),
+    "lookups": ("trop de consultations", "too many lookups"),
+    "appeals": ("trop de recours", "too many appeals"),
 }
 
 

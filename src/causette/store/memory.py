@@ -810,6 +810,6 @@ class MemoryStore:
         else:
             self._room_states[slug] = (state, reason, now)
 
-    async def room_states(self) -> dict[str, RoomState]:
+    async def room_states(self) -> dict[str, tuple[RoomState, str]]:
         self._check_open()
-        return {slug: state for slug, (state, _, _) in self._room_states.items()}
+        return {slug: (state, reason) for slug, (state, reason, _) in self._room_states.items()}

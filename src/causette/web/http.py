@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -14,7 +14,7 @@ from causette import errors
 from causette.config import Config
 from causette.core.models import Session
 from causette.core.service import EntryForm, Invalid
-from causette.core.wording import seconds
+from causette.core.wording import seconds, what
 from causette.geo import Geo
 from causette.safety.ipkeys import ip_key
 from causette.web.keys import CONFIG, GEO, MODERATION, NODE, PAGES, SECRET, SERVICE
@@ -122,6 +122,27 @@ def error_response(exc: errors.CausetteError, lang: str) -> web.Response:
     if isinstance(exc, Invalid) and len(problems) == 1:
         status = problems[0].status
     return json_response({"errors": [p.to_dict(lang) for p in problems]}, status=status)
+
+
+_T = TypeVar("_T", bound=msgspec.Struct)
+
+
+async def read_json(request: web.Request, kind: type[_T]) -> _T:
+    """The request's JSON body as ``kind``, or a ``bad_request`` naming the field at fault."""
+    if request.content_type != "application/json":
+        raise errors.BadRequest(detail="Content-Type must be application/json")
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit(" - at `$.", 1)
+        name = where[1].rstrip("`") if len(where) == 2 else None
+        if name is None and "field `" in text:
+            name = text.split("field `", 1)[1].split("`", 1)[0]
+        raise errors.BadRequest(field=name, detail=text) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(detail="the body is not valid JSON") from exc
 
 
 # --- middlewares -----------------------------------------------------------------------------
@@ -423,10 +444,7 @@ async def claim_ban_cookie(request: web.Request) -> web.Response:
     the server turns it into an HttpOnly cookie. Only the banned person's own connection ever
     received the token, so nobody can plant a ban cookie on someone else."""
     _require_same_origin(request)
-    try:
-        body = msgspec.json.decode(await request.read(), type=ClaimBody)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(detail='expected {"token": …}') from exc
+    body = await read_json(request, ClaimBody)
     moderation = request.app[MODERATION]
     if moderation.verify_ban_token(body.token) is None:
         raise errors.BadRequest(detail="invalid token")
@@ -441,7 +459,10 @@ async def decision(request: web.Request) -> web.Response:
     lookups = request.app[NODE].limiter
     key = "lookup-net:" + network_key(request)
     if not lookups.take(key, 1.0, 30, request.app[NODE].clock.now_ms()):
-        raise errors.RateLimited(what="", seconds=seconds(lookups.retry_after_ms(key)))
+        raise errors.RateLimited(
+            what=what("lookups", pick_lang(request, request.app[CONFIG])),
+            seconds=seconds(lookups.retry_after_ms(key)),
+        )
     view = await request.app[MODERATION].decision_view(
         request.match_info["code"], pick_lang(request, config)
     )
@@ -457,11 +478,11 @@ async def appeal(request: web.Request) -> web.Response:
     node: Node = request.app[NODE]
     key = "appeal-net:" + network_key(request)
     if not node.limiter.take(key, 10 / 3600, 5, node.clock.now_ms()):
-        raise errors.RateLimited(what="", seconds=seconds(node.limiter.retry_after_ms(key)))
-    try:
-        body = msgspec.json.decode(await request.read(), type=AppealBody)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(detail='expected {"text": …}') from exc
+        raise errors.RateLimited(
+            what=what("appeals", pick_lang(request, request.app[CONFIG])),
+            seconds=seconds(node.limiter.retry_after_ms(key)),
+        )
+    body = await read_json(request, AppealBody)
     moderation = request.app[MODERATION]
     code = request.match_info["code"]
     _, effects = await moderation.appeal(code, body.text)
@@ -475,7 +496,10 @@ async def case_status(request: web.Request) -> web.Response:
     node: Node = request.app[NODE]
     key = "lookup-net:" + network_key(request)
     if not node.limiter.take(key, 1.0, 30, node.clock.now_ms()):
-        raise errors.RateLimited(what="", seconds=seconds(node.limiter.retry_after_ms(key)))
+        raise errors.RateLimited(
+            what=what("lookups", pick_lang(request, request.app[CONFIG])),
+            seconds=seconds(node.limiter.retry_after_ms(key)),
+        )
     status = await request.app[MODERATION].case_status(
         request.match_info["code"], pick_lang(request, request.app[CONFIG])
     )

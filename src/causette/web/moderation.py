@@ -22,7 +22,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -43,6 +43,7 @@ from causette.web.http import (
     json_response,
     network_key,
     pick_lang,
+    read_json,
 )
 from causette.web.keys import ACCOUNTS, CONFIG, CONSOLE, MODERATION, NODE, PAGES
 from causette.web.node import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, Node
@@ -91,27 +92,6 @@ class DismissBody(msgspec.Struct, forbid_unknown_fields=True):
 class AppealDecisionBody(msgspec.Struct, forbid_unknown_fields=True):
     grant: bool
     answer: Annotated[str, msgspec.Meta(max_length=20_000)]
-
-
-_T = TypeVar("_T", bound=msgspec.Struct)
-
-
-async def _body(request: web.Request, kind: type[_T]) -> _T:
-    """The request's JSON body as ``kind``, or a ``bad_request`` naming the field at fault."""
-    if request.content_type != "application/json":
-        raise errors.BadRequest(detail="Content-Type must be application/json")
-    raw = await request.read()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        where = text.rsplit(" - at `$.", 1)
-        name = where[1].rstrip("`") if len(where) == 2 else None
-        if name is None and "field `" in text:
-            name = text.split("field `", 1)[1].split("`", 1)[0]
-        raise errors.BadRequest(field=name, detail=text) from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(detail="the body is not valid JSON") from exc
 
 
 # --- the console's state -----------------------------------------------------------------------
@@ -255,7 +235,7 @@ async def login(request: web.Request) -> web.Response:
             what=_LOGIN_WHAT.get(lang, _LOGIN_WHAT["fr"]),
             seconds=seconds(node.limiter.retry_after_ms(key)),
         )
-    body = await _body(request, LoginBody)
+    body = await read_json(request, LoginBody)
     for name in ("login", "password", "code"):
         if not getattr(body, name).strip():
             raise errors.BadRequest(field=name, detail=f"{name} is required")
@@ -338,7 +318,7 @@ async def case_detail(request: web.Request) -> web.Response:
 async def decide(request: web.Request) -> web.Response:
     _require_same_origin(request)
     moderator = await require_moderator(request)
-    body = await _body(request, DecideBody)
+    body = await read_json(request, DecideBody)
     action = DECISION_ACTIONS.get(body.action)
     if action is None:
         raise errors.DecisionInvalid(field="action", detail="unknown action")
@@ -360,7 +340,7 @@ async def decide(request: web.Request) -> web.Response:
 async def dismiss(request: web.Request) -> web.Response:
     _require_same_origin(request)
     moderator = await require_moderator(request)
-    body = await _body(request, DismissBody)
+    body = await read_json(request, DismissBody)
     case_id = request.match_info["id"]
     node: Node = request.app[NODE]
     effects = await request.app[MODERATION].dismiss(moderator, case_id, body.reason)
@@ -416,7 +396,7 @@ async def appeals(request: web.Request) -> web.Response:
 async def decide_appeal(request: web.Request) -> web.Response:
     _require_same_origin(request)
     moderator = await require_moderator(request)
-    body = await _body(request, AppealDecisionBody)
+    body = await read_json(request, AppealDecisionBody)
     appeal_id = request.match_info["id"]
     node: Node = request.app[NODE]
     effects = await request.app[MODERATION].decide_appeal(

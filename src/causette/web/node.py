@@ -408,7 +408,7 @@ class Node:
                 if state == RoomState.OPEN.value:
                     self.service.room_states.pop(room, None)
                 else:
-                    self.service.room_states[room] = RoomState(state)
+                    self.service.room_states[room] = (RoomState(state), reason)
                 notice = encode(ev.RoomStateNotice(room=room, state=state, reason=reason))
                 for client in self.clients.values():
                     if client.greeted:

@@ -8,11 +8,12 @@ from aiohttp import WSMsgType, web
 
 from causette import errors
 from causette.core import commands as cmd
+from causette.core import events as ev
 from causette.web.fanout import TransportSink
 from causette.web.http import current_session, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
-from causette.web.node import Client, Node
-from causette.web.protocol import command_ref, decode_command
+from causette.web.node import CLOSE_POLICY, Client, Node
+from causette.web.protocol import command_ref, decode_command, encode
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if session is None:
         raise errors.NotAuthenticated()
     ip_key = network_key(request)
-    if node.network_full(ip_key):
-        log.info("ws_network_full")
-        raise errors.TooManyConnections()
     ws = web.WebSocketResponse(
         heartbeat=config.limits.heartbeat_seconds,
         max_msg_size=config.limits.hard_frame_bytes,
@@ -44,6 +42,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     transport = request.transport
     if transport is None:  # the peer left during the handshake
+        return ws
+    if node.network_full(ip_key):
+        # Refused after the upgrade, with a bye: a browser cannot read an HTTP refusal of a
+        # WebSocket, and would keep reconnecting without knowing why.
+        log.info("ws_network_full")
+        exc = errors.TooManyConnections()
+        bye = ev.Bye(code=exc.code, message=exc.message(session.lang), reconnect=False)
+        await ws.send_str("[" + encode(bye).decode() + "]")
+        await ws.close(code=CLOSE_POLICY, message=exc.code.encode())
         return ws
     client = node.new_client(ws, TransportSink(transport), session, ip_key)
     last_notice = 0

@@ -1309,9 +1309,12 @@ class SqlStore:
         async with self._write("NONE") as conn:
             await conn.execute(statement)
 
-    async def room_states(self) -> dict[str, RoomState]:
-        statement = select(room_states.c.slug, room_states.c.state).where(
+    async def room_states(self) -> dict[str, tuple[RoomState, str]]:
+        statement = select(room_states.c.slug, room_states.c.state, room_states.c.reason).where(
             room_states.c.state != RoomState.OPEN.value
         )
         async with self._read() as conn:
-            return {row.slug: RoomState(row.state) for row in await conn.execute(statement)}
+            return {
+                row.slug: (RoomState(row.state), row.reason)
+                for row in await conn.execute(statement)
+            }
