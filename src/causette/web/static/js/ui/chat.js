@@ -325,13 +325,8 @@ function onWelcome(ev) {
   state.me = ev.me;
   rememberProfile(ev.me);
   if (ev.prefs) state.prefs = { pm_policy: ev.prefs.pm_policy, lang: ev.prefs.lang };
-  // The welcome gives each room's state, not its reason: keep the reason a room_state told us.
-  const reasons = new Map(state.rooms.map((r) => [r.slug, [r.state, r.stateReason]]));
   state.rooms = ev.rooms || [];
-  for (const room of state.rooms) {
-    const old = reasons.get(room.slug);
-    if (old && old[0] === room.state && old[1]) room.stateReason = old[1];
-  }
+  for (const room of state.rooms) room.stateReason = room.state_reason || '';
   state.joined = new Set(ev.joined || []);
   if (ev.limits) state.limits = { ...state.limits, ...ev.limits };
   if (Number.isFinite(ev.now)) state.clockOffset = ev.now - Date.now();
