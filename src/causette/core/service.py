@@ -420,14 +420,15 @@ class ChatService:
                 raise errors.RoomFrozen(field="stream")
             if state == RoomState.CLOSED:
                 raise errors.RoomClosed(field="stream")
-        self._check_may_write(actor, text, now)
+        folded = word_form(text)  # once: for floods of one text and for the word lists
+        self._check_may_write(actor, folded, now)
         if slug is None:
             other = self._dm_other(actor, stream)
             if stream in actor.streams:
                 await self._check_can_still_write(actor, other)
             else:
                 effects.extend(await self._open_dm(actor, other, stream))
-        verdict = self.filters.check(text)
+        verdict = self.filters.check(text, folded)
         if verdict.action in (FilterAction.BLOCK, FilterAction.HOLD) and self.moderation:
             effects.extend(
                 await self.moderation.screen(actor, stream, text, command.local_id, verdict)
@@ -452,7 +453,7 @@ class ChatService:
         )
         if dup:
             return effects
-        actor.recent.append((now, word_form(text)))
+        actor.recent.append((now, folded))
         effects.append(publish_message(msg))
         if verdict.action == FilterAction.FLAG and self.moderation is not None:
             effects.extend(await self.moderation.flagged(actor, msg, verdict))
@@ -478,7 +479,7 @@ class ChatService:
                 )
         return effects
 
-    def _check_may_write(self, actor: Actor, text: str, now: int) -> None:
+    def _check_may_write(self, actor: Actor, folded: str, now: int) -> None:
         """Mutes, message rates (per person, slower for new sessions, per network) and floods
         of the same text. All in memory: nothing here touches the store."""
         if actor.muted_until > now:
@@ -512,7 +513,6 @@ class ChatService:
                 )
         window = now - safety.duplicate_window_seconds * 1000
         actor.recent[:] = [(t, x) for t, x in actor.recent if t >= window][-50:]
-        folded = word_form(text)
         if sum(1 for _, x in actor.recent if x == folded) >= safety.duplicate_max:
             raise errors.DuplicateMessage(field="text")
 

@@ -134,10 +134,12 @@ class TextFilter:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def check(self, text: str) -> FilterResult:
+    def check(self, text: str, words: str | None = None) -> FilterResult:
+        """``words``: ``word_form(text)`` when the caller already has it."""
         matched: list[Rule] = []
         if self._words is not None:
-            words = word_form(text)
+            if words is None:
+                words = word_form(text)
             if words:
                 for _end, group in self._words.iter(f" {words} "):
                     matched.extend(group)
