@@ -86,3 +86,11 @@ export function icon(...paths) {
 
 export const ICON_FLAG = ['M4 15s1-1 4-1 5 2 8 2 4-1 4-1V3s-1 1-4 1-5-2-8-2-4 1-4 1z', 'M4 22v-7'];
 export const ICON_LOCK = ['M5 11h14v10H5z', 'M8 11V7a4 4 0 0 1 8 0v4'];
+
+let fieldSeq = 0;
+
+/** A unique id for a label/input pair. */
+export function uid(prefix) {
+  fieldSeq += 1;
+  return `${prefix}-${fieldSeq}`;
+}

@@ -1,7 +1,7 @@
 // Appeals (DSA art. 20): decided by another moderator than the author of the decision.
 
 import { api } from './api.js';
-import { h, replaceChildren, uid } from './dom.js';
+import { h, replaceChildren, uid } from '../js/dom.js';
 import { formatDateTime, t } from './i18n.js';
 import { actionLabel, categoryLabel } from './labels.js';
 

@@ -1,7 +1,7 @@
 // The audit log (admins): newest first, paged back in time; exports as CSV and JSON.
 
 import { api } from './api.js';
-import { clear, h } from './dom.js';
+import { clear, h } from '../js/dom.js';
 import { formatDateTime, t } from './i18n.js';
 
 export class Audit {

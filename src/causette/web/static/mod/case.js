@@ -2,7 +2,7 @@
 // sanction history and network, and the forms to act (decide, or dismiss).
 
 import { api } from './api.js';
-import { byId, clear, h, replaceChildren, uid } from './dom.js';
+import { byId, clear, h, replaceChildren, uid } from '../js/dom.js';
 import { renderEvidence } from './evidence.js';
 import { formatDateTime, t, tn } from './i18n.js';
 import {

@@ -2,7 +2,7 @@
 // a held or blocked message, the rules that matched, the room. Nothing here is ever a link
 // or markup: what people wrote is shown exactly as text.
 
-import { h } from './dom.js';
+import { h } from '../js/dom.js';
 import { formatDateTime, formatTime, t } from './i18n.js';
 import { genderLabel, keyBadge, streamLabel } from './labels.js';
 

@@ -1,6 +1,6 @@
 // Names of what the console shows: categories (from the server), actions, severities.
 
-import { h } from './dom.js';
+import { h } from '../js/dom.js';
 import { getLang, t, tn } from './i18n.js';
 
 let categories = [];

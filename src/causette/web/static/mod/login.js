@@ -1,7 +1,7 @@
 // The login form: login, password and the six-digit code of an authenticator app.
 
 import { api } from './api.js';
-import { byId } from './dom.js';
+import { byId } from '../js/dom.js';
 import { t } from './i18n.js';
 
 const FIELDS = ['login', 'password', 'code'];

@@ -4,7 +4,7 @@ import { api, onSignedOut } from './api.js';
 import { Appeals } from './appeals.js';
 import { Audit } from './audit.js';
 import { CaseView } from './case.js';
-import { byId } from './dom.js';
+import { byId } from '../js/dom.js';
 import { getLang, initI18n, onLangChange, setLang, t } from './i18n.js';
 import { categoryLabel, setCategories } from './labels.js';
 import { Live } from './live.js';

@@ -1,6 +1,6 @@
 // The queue of open cases: most severe first, then oldest. Kept live by /mod/ws `case` events.
 
-import { h, replaceChildren } from './dom.js';
+import { h, replaceChildren } from '../js/dom.js';
 import { formatAge, formatDateTime, t, tn } from './i18n.js';
 import { categoryLabel, severityBadge, targetLabel } from './labels.js';
 
