@@ -7,7 +7,8 @@
 Both create ``.venv`` beside this file on first use and install the locked dependencies
 (``requirements/*.lock``, hash-checked) — again only when a lock file changes. Anything after
 the command is passed on: ``python3 run.py serve --port 9000``, ``python3 run.py test -k entry``.
-Other ``causette`` commands work the same way: ``python3 run.py migrate``.
+Other ``causette`` commands work the same way: ``python3 run.py migrate``; and
+``python3 run.py bench S1 S2`` runs benchmark scenarios (``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 LOCKS = {
     "runtime": ROOT / "requirements" / "runtime.lock",
     "dev": ROOT / "requirements" / "dev.lock",
+    "bench": ROOT / "requirements" / "bench.lock",
 }
 
 
@@ -97,6 +99,9 @@ def main() -> int:
     if command == "test":
         ensure_deps("dev")
         return test(extra)
+    if command == "bench":
+        ensure_deps("bench")
+        return run([str(PYTHON), "-m", "bench", *extra])
     ensure_deps("runtime")
     return run([str(BIN / "causette"), command, *extra])
 

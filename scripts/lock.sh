@@ -7,4 +7,5 @@ UV=${UV:-uv}
 common=(pyproject.toml requirements/build.in --generate-hashes --universal --python-version 3.11 -q)
 "$UV" pip compile "${common[@]}" -o requirements/runtime.lock
 "$UV" pip compile "${common[@]}" --extra dev -o requirements/dev.lock
-echo "requirements/runtime.lock and requirements/dev.lock regenerated"
+"$UV" pip compile "${common[@]}" --extra dev --extra bench -o requirements/bench.lock
+echo "requirements/runtime.lock, dev.lock and bench.lock regenerated"

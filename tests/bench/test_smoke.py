@@ -1,0 +1,80 @@
+"""A quick smoke run of the load generator (bench/) against real servers it starts: tiny sizes,
+checking only that every message sent was delivered and that the report has its fields. The real
+scenarios are run by hand (``python3 run.py bench``), never as timed tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.engine import Pool
+from bench.scenarios import Context, Params, s1, s4, s5
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Pool]:
+    p = Pool(1)
+    yield p
+    p.close()
+
+
+def context(pool: Pool, tmp_path: Path, systems: list[str], **params: object) -> Context:
+    base = {"duration": 1.0, "s1_listeners": [5], "s1_rates": [20, 50]}
+    return Context(Params(systems=systems, **{**base, **params}), pool, tmp_path, say=print)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("system", ["causette", "bare"])
+def test_every_message_sent_to_a_room_is_delivered_to_every_listener(
+    pool: Pool, tmp_path: Path, system: str
+) -> None:
+    result = s1(context(pool, tmp_path, [system]), system)
+    rows = result["rows"]
+    assert [r["rate"] for r in rows] == [20, 50]
+    for row in rows:
+        assert row["sent"] == row["rate"] * 1.0
+        assert row["delivered"] == row["expected"] == row["sent"] * 5
+        assert row["errors"] == 0
+        assert row["p99_ms"] is not None
+        assert row["p99_ms"] <= row["max_ms"]
+        assert row["server_cpu_s"] > 0
+        if system == "causette":
+            assert row["acks"] == row["sent"]
+    assert result["summary"]["5"]["max_sustained_deliveries_per_s"] in (0, 100, 250)
+
+
+def test_private_messages_reach_their_one_recipient(pool: Pool, tmp_path: Path) -> None:
+    ctx = context(pool, tmp_path, ["causette"], s4_connections=6, s4_rate=20.0)
+    (row,) = s4(ctx, "causette")["rows"]
+    assert row["sent"] == 40
+    assert row["delivered"] == row["expected"] == 40
+
+
+def test_the_report_has_its_tables_ratios_and_goals(pool: Pool, tmp_path: Path) -> None:
+    ctx = context(pool, tmp_path, ["causette", "bare"], s5_steps=[4], s5_idle=0.5)
+    results: dict[str, object] = {
+        "started": "test",
+        "command": "python -m bench S1 S5",
+        "machine": report.machine(),
+        "descriptions": {"S1": "one room", "S5": "idle"},
+        "scenarios": {
+            "S1": {s: s1(ctx, s) for s in ("causette", "bare")},
+            "S5": {"causette": s5(ctx, "causette")},
+        },
+    }
+    report.write(results, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert "S1 max sustained deliveries/s, Causette / bare ceiling" in saved["ratios"]
+    goals = {g["goal"]: g for g in saved["goals"]}
+    assert goals["idle memory <= 15 KB per connection (KB)"]["value"] is not None
+    (s5_row,) = saved["scenarios"]["S5"]["causette"]["rows"]
+    assert s5_row["connections"] == 4
+    assert s5_row["rss_kb_per_connection"] is not None
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## S1: one room" in summary
+    assert "| causette | 5 | 20 |" in summary
