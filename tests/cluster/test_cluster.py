@@ -56,11 +56,21 @@ async def until_people(client: ClusterClient, expected: set[str]) -> None:
 
 
 async def until_counts(client: ClusterClient, check: Callable[[dict[str, Any]], bool]) -> None:
-    """Until the latest ``counts`` the client received passes ``check``."""
+    """Until the counts the client shows pass ``check``: those of its latest ``welcome``, updated
+    by every ``counts`` since (each holds only the rooms that changed)."""
     async with asyncio.timeout(WAIT):
         while True:
-            latest = [e for e in client.events if e["type"] == "counts"]
-            if latest and check(latest[-1]):
+            shown: dict[str, Any] = {"rooms": {}, "online": None}
+            for e in client.events:
+                if e["type"] == "welcome":
+                    shown = {
+                        "rooms": {r["slug"]: r["count"] for r in e["rooms"]},
+                        "online": e["online"],
+                    }
+                elif e["type"] == "counts":
+                    shown["rooms"].update(e["rooms"])
+                    shown["online"] = e["online"]
+            if shown["online"] is not None and check(shown):
                 return
             await client.expect("counts", WAIT)
 

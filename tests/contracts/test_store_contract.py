@@ -331,6 +331,33 @@ async def test_concurrent_appends_get_each_seq_exactly_once(store: Store) -> Non
     assert {m.id for m in stored} == {m.id for m, _ in results}
 
 
+async def test_appends_made_together_keep_their_order_and_fail_alone(store: Store) -> None:
+    """Appends issued together (a group commit, where the store has one) get seqs in the order
+    of the calls, per stream; one to a missing stream fails without taking the others along."""
+    other = room_stream("cuisine")
+    await store.ensure_stream(GENERAL, T0)
+    await store.ensure_stream(other, T0)
+    calls = [
+        item(GENERAL, text="g1", local_id="a"),
+        item(other, text="c1", local_id="b"),
+        item(room_stream("nowhere"), text="lost", local_id="c"),
+        item(GENERAL, text="g2", local_id="d"),
+        item(other, text="c2"),
+        item(GENERAL, text="g3", author="bob", local_id="a"),
+    ]
+    results = await asyncio.gather(*(store.append(c) for c in calls), return_exceptions=True)
+    assert isinstance(results[2], StreamUnknown)
+    stored = [r for r in results if not isinstance(r, BaseException)]
+    assert [(m.stream, m.seq, m.text, dup) for m, dup in stored] == [
+        (GENERAL, 1, "g1", False),
+        (other, 1, "c1", False),
+        (GENERAL, 2, "g2", False),
+        (other, 2, "c2", False),
+        (GENERAL, 3, "g3", False),
+    ]
+    assert [m.text for m in await store.read(GENERAL, 0, 10)] == ["g1", "g2", "g3"]
+
+
 async def test_concurrent_retries_of_one_send_store_it_once(store: Store) -> None:
     await store.ensure_stream(GENERAL, T0)
     await store.append(item())

@@ -422,6 +422,8 @@ class ChatService:
                 raise errors.RoomClosed(field="stream")
         folded = word_form(text)  # once: for floods of one text and for the word lists
         self._check_may_write(actor, folded, now)
+        # Counted as soon as accepted: sends in flight together (pipelined) count for floods.
+        actor.recent.append((now, folded))
         if slug is None:
             other = self._dm_other(actor, stream)
             if stream in actor.streams:
@@ -452,8 +454,8 @@ class ChatService:
             )
         )
         if dup:
+            actor.recent.remove((now, folded))  # a retry of a stored send is not another text
             return effects
-        actor.recent.append((now, folded))
         effects.append(publish_message(msg))
         if verdict.action == FilterAction.FLAG and self.moderation is not None:
             effects.extend(await self.moderation.flagged(actor, msg, verdict))

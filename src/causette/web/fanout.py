@@ -3,7 +3,8 @@
 The hot path, for one published event: the bytes were encoded once by the publisher; ``deliver``
 puts them in order for their stream and appends them to each subscribed connection's queue; once
 per event-loop tick ``_flush`` writes each dirty connection **one** WebSocket frame holding a JSON
-array of everything queued for it. No per-recipient task, await, encoding or database access.
+array of everything queued for it (the same frame object for connections queued the same events).
+No per-recipient task, await, encoding or database access.
 
 Ordering: every stream item carries ``(stream, seq)``. A node keeps, per stream it is subscribed
 to, the last seq it delivered; duplicates are dropped, items arriving early wait for the missing
@@ -354,10 +355,16 @@ class Hub:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.max_queue_bytes
+        # Connections that were queued the same events (every member of a busy room) get the
+        # same frame: built once, keyed by the identity of the queued objects. ``held`` keeps
+        # every queue alive until the end, so that no identity is reused meanwhile.
+        frames: dict[object, bytes] = {}
+        held: list[list[bytes]] = []
         for conn in dirty:
             queue = conn.queue
             if not queue:
                 continue
+            held.append(queue)
             conn.queue = []
             conn.queued_bytes = 0
             if conn.closed:
@@ -371,7 +378,11 @@ class Hub:
                 self.slow_disconnects += 1
                 conn.on_overflow(conn)
                 continue
-            sink.write(ws_text_frame(b"[" + b",".join(queue) + b"]"))
+            key: object = id(queue[0]) if len(queue) == 1 else tuple(map(id, queue))
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = ws_text_frame(b"[" + b",".join(queue) + b"]")
+            sink.write(frame)
             self.frames_sent += 1
 
     # --- ordering -----------------------------------------------------------------------------

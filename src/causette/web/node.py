@@ -446,14 +446,18 @@ class Node:
                 log.exception("job_failed", extra={"job": job.__name__})
 
     async def _send_counts(self) -> None:
-        # Every room, zeros included: a room that just emptied must show 0, not its last count.
+        # Only the rooms whose count changed since the last tick (zeros included: a room that
+        # just emptied must show 0): with many rooms and connections, the whole table every
+        # second would cost rooms x connections. The welcome carries every count.
         present = self.directory.counts()
         rooms = {room.slug: present.get(room.slug, 0) for room in self.config.rooms}
         counts = (rooms, self.directory.online_count())
         if counts == self._last_counts:
             return
+        before = self._last_counts[0] if self._last_counts is not None else {}
         self._last_counts = counts
-        data = encode(ev.Counts(rooms=counts[0], online=counts[1]))
+        changed = {slug: n for slug, n in rooms.items() if before.get(slug) != n}
+        data = encode(ev.Counts(rooms=changed, online=counts[1]))
         for client in self.clients.values():
             if client.greeted:
                 self.hub.send(client.conn, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: At most one ``slow_down`` error per this many ms: a flood must not be answered by a flood.
 SLOW_DOWN_NOTICE_MS = 1000
+#: Room messages one connection may have in flight (read, not yet stored) at once.
+PIPELINE_DEPTH = 64
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -54,6 +57,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return ws
     client = node.new_client(ws, TransportSink(transport), session, ip_key)
     last_notice = 0
+    pending: set[asyncio.Task[None]] = set()
     try:
         async for msg in ws:
             if client.closing:
@@ -67,23 +71,50 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if not client.bucket.take(now):
                 if now - last_notice >= SLOW_DOWN_NOTICE_MS:
                     last_notice = now
+                    await _settle(pending)
                     node.error(client, errors.SlowDown(), command_ref(data) if text else None)
                 continue
             if not text:
+                await _settle(pending)
                 node.error(client, errors.BinaryNotSupported(), None)
                 continue
-            await _handle_frame(node, client, data, config.limits.max_frame_bytes)
+            await _handle_frame(node, client, data, config.limits.max_frame_bytes, pending)
     finally:
+        await _settle(pending)  # sends already read finish (acknowledged if still possible)
         node.disconnected(client)
     return ws
 
 
-async def _handle_frame(node: Node, client: Client, data: bytes, max_bytes: int) -> None:
+async def _handle_frame(
+    node: Node, client: Client, data: bytes, max_bytes: int, pending: set[asyncio.Task[None]]
+) -> None:
     try:
         command = decode_command(data, max_bytes)
     except errors.CausetteError as exc:
+        await _settle(pending)
         node.error(client, exc, command_ref(data) if len(data) <= max_bytes else None)
         return
+    if client.greeted and isinstance(command, cmd.Send) and command.stream.startswith("r:"):
+        # Room messages are pipelined: the next frames are read while this one is stored (the
+        # store commits appends in groups). Each task stores in the order it was started, so
+        # seqs and acks keep the order of the frames; any other command waits for them.
+        task = asyncio.get_running_loop().create_task(_run(node, client, command))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        if len(pending) >= PIPELINE_DEPTH:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        return
+    await _settle(pending)
+    await _run(node, client, command)
+
+
+async def _settle(pending: set[asyncio.Task[None]]) -> None:
+    """Wait for the sends in flight, so that answers keep the order of the frames."""
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _run(node: Node, client: Client, command: cmd.AnyCommand) -> None:
     ref = command.ref or (command.local_id if isinstance(command, cmd.Send) else None)
     try:
         if client.greeted:

@@ -1,0 +1,60 @@
+"""The fan-out's flush: one frame per connection per tick, built once for connections that were
+queued the same events."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from causette.core.ports import Bus, Store
+from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
+
+
+class Recorder(Sink):
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def buffered(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def hub() -> Hub:
+    return Hub(
+        cast(Store, None),
+        cast(Bus, None),
+        max_queue_bytes=1 << 20,
+        history_limit=10,
+        max_replay=10,
+        now_ms=lambda: 0,
+        on_control=lambda _: None,
+    )
+
+
+def connection(name: str) -> tuple[Connection, Recorder]:
+    sink = Recorder()
+    return Connection(name, name, sink, on_overflow=lambda _: None), sink
+
+
+async def test_connections_queued_the_same_events_share_one_frame() -> None:
+    h = hub()
+    (a, sa), (b, sb), (c, sc), (d, sd) = (connection(n) for n in "abcd")
+    msg1, msg2, ack = b'{"type":"msg","seq":1}', b'{"type":"msg","seq":2}', b'{"type":"ack"}'
+    for conn in (a, b, c):
+        h.send(conn, msg1)
+        h.send(conn, msg2)
+    h.send(c, ack)  # c has one more event than a and b
+    h.send(d, bytes(msg1))  # the same text as msg1, another object: another frame, same bytes
+    h.flush()
+    assert sa.frames == sb.frames == [ws_text_frame(b"[" + msg1 + b"," + msg2 + b"]")]
+    assert sa.frames[0] is sb.frames[0]  # built once
+    assert sc.frames == [ws_text_frame(b"[" + msg1 + b"," + msg2 + b"," + ack + b"]")]
+    assert sd.frames == [ws_text_frame(b"[" + msg1 + b"]")]
+    # The next tick starts afresh.
+    h.send(a, ack)
+    h.flush()
+    assert sa.frames[1] == ws_text_frame(b"[" + ack + b"]")
