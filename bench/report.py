@@ -44,14 +44,26 @@ def _s1_max(results: Results, system: str) -> float | None:
     return max((r["offered_deliveries_per_s"] for r in rows), default=0.0)
 
 
-def _s1_at(results: Results, system: str, deliveries: float) -> dict[str, Any] | None:
-    """The S1 measurement offering closest to ``deliveries`` per second (most listeners first)."""
-    rows = _rows(results, "S1", system)
-    if not rows:
+def _s1_pair(results: Results, deliveries: float) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Causette's and InspIRCd's S1 measurements at the same room size offering ``deliveries``
+    per second (the largest room where both have one), else the closest offers."""
+    c_rows, i_rows = _rows(results, "S1", "causette"), _rows(results, "S1", "inspircd")
+    if not c_rows or not i_rows:
         return None
-    return min(
-        rows, key=lambda r: (abs(r["offered_deliveries_per_s"] - deliveries), -r["listeners"])
-    )
+    for n in sorted({r["listeners"] for r in c_rows}, reverse=True):
+        c = [
+            r for r in c_rows if r["listeners"] == n and r["offered_deliveries_per_s"] == deliveries
+        ]
+        i = [
+            r for r in i_rows if r["listeners"] == n and r["offered_deliveries_per_s"] == deliveries
+        ]
+        if c and i:
+            return c[0], i[0]
+
+    def closest(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return min(rows, key=lambda r: abs(r["offered_deliveries_per_s"] - deliveries))
+
+    return closest(c_rows), closest(i_rows)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -65,10 +77,14 @@ def ratios(results: Results) -> dict[str, Any]:
     c_max, i_max, b_max = (_s1_max(results, s) for s in ("causette", "inspircd", "bare"))
     out["S1 max sustained deliveries/s, Causette / InspIRCd"] = _ratio(c_max, i_max)
     out["S1 max sustained deliveries/s, Causette / bare ceiling"] = _ratio(c_max, b_max)
-    c20, i20 = _s1_at(results, "causette", 20_000), _s1_at(results, "inspircd", 20_000)
-    if c20 and i20:
+    pair = _s1_pair(results, 20_000)
+    if pair:
+        c20, i20 = pair
         out["S1 CPU per delivery at 20k/s, Causette / InspIRCd"] = _ratio(
             c20["cpu_us_per_delivery"], i20["cpu_us_per_delivery"]
+        )
+        out["(compared at: listeners x rate)"] = (
+            f"{c20['listeners']} x {c20['rate']:g} / {i20['listeners']} x {i20['rate']:g}"
         )
     for scenario in ("S2", "S3"):
         c = results["scenarios"].get(scenario, {}).get("causette", {}).get("summary")
