@@ -103,6 +103,45 @@ def _ok(row: dict[str, Any]) -> bool:
 # --- S1: one room, N listeners, one sender at rising rates ---------------------------------------
 
 
+def _ladder(
+    ctx: Context, server: Server, stream: str, n: int, rates: list[float], **labels: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One sender into a room of ``n`` listeners at each rate in turn, until p99 exceeds the
+    limit or a message is lost; the rows and the best sustained one."""
+    p = ctx.params
+    rows: list[dict[str, Any]] = []
+    best = None
+
+    def step(rate: float) -> dict[str, Any]:
+        requests = sender_requests(
+            ctx.pool, [(0, stream)], rate=rate, duration=p.duration, size=p.size
+        )
+        row = measure(
+            ctx.pool,
+            server,
+            requests,
+            expected=int(rate * p.duration) * n,
+            listeners=n,
+            rate=rate,
+            offered_deliveries_per_s=rate * n,
+            **labels,
+        )
+        row["sustained"] = _ok(row)
+        rows.append(row)
+        _show(ctx, row)
+        return row
+
+    for rate in rates:
+        row = step(rate)
+        if not row["sustained"]:
+            break
+        best = row
+    moderate = MODERATE_DELIVERIES / n  # the CPU comparison point, measured even past the limit
+    if moderate in rates and moderate not in {r["rate"] for r in rows}:
+        step(moderate)
+    return rows, best
+
+
 def s1(ctx: Context, system: str) -> dict[str, Any]:
     p = ctx.params
     rows: list[dict[str, Any]] = []
@@ -111,55 +150,8 @@ def s1(ctx: Context, system: str) -> dict[str, Any]:
         ctx.say(f"S1 {system}: {n} listeners")
         with running(ctx, system, f"s1-{n}", ["s1"]) as server:
             connect(ctx.pool, server, [{"gid": g, "rooms": ["s1"]} for g in range(n + 1)])
-            best: dict[str, Any] | None = None
-            for rate in p.s1_rates:
-                requests = sender_requests(
-                    ctx.pool,
-                    [(0, target(system, "s1"))],
-                    rate=rate,
-                    duration=p.duration,
-                    size=p.size,
-                )
-                row = measure(
-                    ctx.pool,
-                    server,
-                    requests,
-                    expected=int(rate * p.duration) * n,
-                    scenario="S1",
-                    listeners=n,
-                    rate=rate,
-                    offered_deliveries_per_s=rate * n,
-                )
-                row["sustained"] = _ok(row)
-                rows.append(row)
-                _show(ctx, row)
-                if not row["sustained"]:
-                    break
-                best = row
-            moderate = MODERATE_DELIVERIES / n  # the CPU comparison point, even past the limit
-            if moderate in p.s1_rates and all(
-                r["rate"] != moderate for r in rows[-len(p.s1_rates) :]
-            ):
-                rows.append(
-                    measure(
-                        ctx.pool,
-                        server,
-                        sender_requests(
-                            ctx.pool,
-                            [(0, target(system, "s1"))],
-                            rate=moderate,
-                            duration=p.duration,
-                            size=p.size,
-                        ),
-                        expected=int(moderate * p.duration) * n,
-                        scenario="S1",
-                        listeners=n,
-                        rate=moderate,
-                        offered_deliveries_per_s=MODERATE_DELIVERIES,
-                        sustained=False,
-                    )
-                )
-                _show(ctx, rows[-1])
+            these, best = _ladder(ctx, server, target(system, "s1"), n, p.s1_rates, scenario="S1")
+            rows += these
             summary[str(n)] = {
                 "max_sustained_deliveries_per_s": best["offered_deliveries_per_s"] if best else 0,
                 "max_sustained_rate": best["rate"] if best else 0,
@@ -356,28 +348,8 @@ def s7(ctx: Context, system: str) -> dict[str, Any]:
                 server,
                 [{"gid": g, "rooms": ["s7"], "node": g % nodes} for g in range(n + 1)],
             )
-            best = None
-            for rate in p.s7_rates:
-                requests = sender_requests(
-                    ctx.pool, [(0, "r:s7")], rate=rate, duration=p.duration, size=p.size
-                )
-                row = measure(
-                    ctx.pool,
-                    server,
-                    requests,
-                    expected=int(rate * p.duration) * n,
-                    scenario="S7",
-                    nodes=nodes,
-                    listeners=n,
-                    rate=rate,
-                    offered_deliveries_per_s=rate * n,
-                )
-                row["sustained"] = _ok(row)
-                rows.append(row)
-                _show(ctx, row)
-                if not row["sustained"]:
-                    break
-                best = row
+            these, best = _ladder(ctx, server, "r:s7", n, p.s7_rates, scenario="S7", nodes=nodes)
+            rows += these
             summary[f"{nodes}_node"] = {
                 "max_sustained_deliveries_per_s": best["offered_deliveries_per_s"] if best else 0,
                 "cpu_us_per_delivery": best["cpu_us_per_delivery"] if best else None,

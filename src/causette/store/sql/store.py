@@ -782,17 +782,7 @@ class SqlStore:
         return _resolve_same(results, same_as)
 
     async def _append_one(self, item: NewItem) -> tuple[Message, bool]:
-        values = {
-            "stream": item.stream,
-            "id": item.id,
-            "kind": item.kind,
-            "author": item.author,
-            "name": item.name,
-            "text": item.text,
-            "local_id": item.local_id,
-            "ts": item.ts,
-            "expires_at": item.expires_at,
-        }
+        values = _item_values(item)
         # A duplicate found, then purged before we could read it, is appended afresh; a few
         # rounds bound the (practically impossible) repetition.
         for _ in range(3):
