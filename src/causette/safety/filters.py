@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import ahocorasick
 import re2
@@ -68,6 +69,7 @@ class FilterResult:
 
 
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # a letter three times or more
+_NOT_ALNUM = re.compile(r"[\W_]+")  # what str.isalnum() refuses (\w is isalnum() plus "_")
 # Leet and look-alike spellings folded for whole-word matching only (regexes keep digits).
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "l": "i"})
 # Symbols stand for letters only inside a word ("s@le"), not as punctuation ("ici !").
@@ -77,6 +79,8 @@ _SYMBOL_LETTER = {"@": "a", "$": "s", "!": "i", "|": "i"}
 
 def _fold(text: str) -> str:
     """Case folded, accents removed, non-ASCII look-alikes replaced by their prototype."""
+    if text.isascii():  # the common case: no accents, no look-alikes, NFKC changes nothing
+        return text.lower()
     folded = unicodedata.normalize("NFKC", text).casefold()
     folded = "".join(
         c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c)
@@ -89,7 +93,7 @@ def _fold(text: str) -> str:
 
 
 def _clean(folded: str) -> str:
-    spaced = "".join(c if c.isalnum() else " " for c in folded)
+    spaced = _NOT_ALNUM.sub(" ", folded)
     return " ".join(_REPEATS.sub(r"\1", spaced).split())
 
 
@@ -121,15 +125,28 @@ class TextFilter:
             self._words = automaton
         options = re2.Options()
         options.max_mem = 8 << 20
-        self._regexes: list[tuple[re2._Regexp, Rule]] = []
+        # Every expression in one RE2 set: one linear pass over the text finds all that match.
+        self._regex_rules: list[Rule] = []
+        self._regex_set: Any = None
+        regex_set = re2.Set.SearchSet(options)
         for rule in self.rules:
             if rule.kind == "regex":
                 try:
-                    self._regexes.append((re2.compile(rule.pattern, options), rule))
+                    re2.compile(rule.pattern, options)  # for its error message
+                    regex_set.Add(rule.pattern)
                 except re2.error as exc:
                     raise ConfigError(
                         detail=f"{rule.source}: invalid RE2 expression ({exc})"
                     ) from exc
+                self._regex_rules.append(rule)
+        if self._regex_rules:
+            try:
+                regex_set.Compile()
+            except re2.error as exc:
+                raise ConfigError(
+                    detail="word lists: the expressions are too large together"
+                ) from exc
+            self._regex_set = regex_set
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -143,11 +160,10 @@ class TextFilter:
             if words:
                 for _end, group in self._words.iter(f" {words} "):
                     matched.extend(group)
-        if self._regexes:
-            normalized = normalize(text)
-            for regex, rule in self._regexes:
-                if regex.search(normalized):
-                    matched.append(rule)
+        if self._regex_set is not None:
+            hits = self._regex_set.Match(normalize(text))
+            if hits:
+                matched.extend(self._regex_rules[i] for i in sorted(hits))
         if not matched:
             return FilterResult(None, ())
         unique = tuple(dict.fromkeys(matched))
