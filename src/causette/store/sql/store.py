@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias, cast
 
@@ -150,44 +150,76 @@ _SQLITE_INSERT = (
 )
 
 
-def _sqlite_append_group(
-    db: sqlite3.Connection, items: list[NewItem]
-) -> list[tuple[Message, bool] | BaseException]:
-    """``SqlStore.append`` for a group, on SQLite, run on the connection's thread. The write lock
-    is taken first (``BEGIN IMMEDIATE``), so the local_ids found free stay free until commit."""
-    results: list[tuple[Message, bool] | BaseException | None] = [None] * len(items)
-    claimed: dict[tuple[str, str], int] = {}
-    same_as: dict[int, int] = {}  # the same send twice in one group: the first is stored
-    by_stream: dict[str, list[int]] = {}
-    db.execute("BEGIN IMMEDIATE")
-    try:
+_Result = tuple[Message, bool] | BaseException
+
+
+class _Group:
+    """The plan of a group commit, the same on every engine: which items are retries of a stored
+    send (``stored`` finds those), which repeat another item of the group, and, per stream, the
+    new items that will take consecutive seqs in call order."""
+
+    def __init__(
+        self, items: list[NewItem], stored: Callable[[tuple[str, str]], Message | None]
+    ) -> None:
+        self.items = items
+        self.results: list[_Result | None] = [None] * len(items)
+        self.same_as: dict[int, int] = {}  # the same send twice in one group: the first counts
+        self.by_stream: dict[str, list[int]] = {}
+        claimed: dict[tuple[str, str], int] = {}
         for i, item in enumerate(items):
             if item.local_id is not None:
                 key = (item.author, item.local_id)
                 if key in claimed:
-                    same_as[i] = claimed[key]
+                    self.same_as[i] = claimed[key]
                     continue
-                row = db.execute(_SQLITE_KNOWN, key).fetchone()
-                if row is not None:
-                    results[i] = (Message(*row), True)
+                known = stored(key)
+                if known is not None:
+                    self.results[i] = (known, True)
                     continue
                 claimed[key] = i
-            by_stream.setdefault(item.stream, []).append(i)
+            self.by_stream.setdefault(item.stream, []).append(i)
+
+    def numbered(self, stream: str, last_seq: int | None) -> list[tuple[NewItem, int]]:
+        """The stream's new items with their seqs, given the stream's last seq after taking a
+        block for them (None: no such stream)."""
+        indexes = self.by_stream[stream]
+        if last_seq is None:
+            for i in indexes:
+                self.results[i] = StreamUnknown()
+            return []
+        first = last_seq - len(indexes) + 1
+        out = []
+        for seq, i in enumerate(indexes, start=first):
+            it = self.items[i]
+            message = Message(it.stream, seq, it.id, it.kind, it.author, it.name, it.text, it.ts)
+            self.results[i] = (message, False)
+            out.append((it, seq))
+        return out
+
+    def outcome(self) -> list[_Result]:
+        out: list[_Result] = []
+        for i, result in enumerate(self.results):
+            if i in self.same_as:
+                first = self.results[self.same_as[i]]
+                out.append((first[0], True) if isinstance(first, tuple) else StreamUnknown())
+            else:
+                assert result is not None
+                out.append(result)
+        return out
+
+
+def _sqlite_append_group(db: sqlite3.Connection, items: list[NewItem]) -> list[_Result]:
+    """``SqlStore.append`` for a group, on SQLite, run on the connection's thread. The write lock
+    is taken first (``BEGIN IMMEDIATE``), so the local_ids found free stay free until commit."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        group = _Group(
+            items, lambda key: _stored_message(db.execute(_SQLITE_KNOWN, key).fetchone())
+        )
         rows: list[tuple[Any, ...]] = []
-        for stream, indexes in by_stream.items():
+        for stream, indexes in group.by_stream.items():
             bumped = db.execute(_SQLITE_BUMP, (len(indexes), stream)).fetchone()
-            if bumped is None:
-                for i in indexes:
-                    results[i] = StreamUnknown()
-                continue
-            first = bumped[0] - len(indexes) + 1
-            for offset, i in enumerate(indexes):
-                it = items[i]
-                seq = first + offset
-                message = Message(
-                    it.stream, seq, it.id, it.kind, it.author, it.name, it.text, it.ts
-                )
-                results[i] = (message, False)
+            for it, seq in group.numbered(stream, None if bumped is None else bumped[0]):
                 rows.append(
                     (
                         it.stream,
@@ -207,22 +239,11 @@ def _sqlite_append_group(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return _resolve_same(results, same_as)
+    return group.outcome()
 
 
-def _resolve_same(
-    results: list[tuple[Message, bool] | BaseException | None], same_as: dict[int, int]
-) -> list[tuple[Message, bool] | BaseException]:
-    """Fill in the repeats of a send within one group: duplicates of the first."""
-    out: list[tuple[Message, bool] | BaseException] = []
-    for i, result in enumerate(results):
-        if i in same_as:
-            first = results[same_as[i]]
-            out.append((first[0], True) if isinstance(first, tuple) else StreamUnknown())
-        else:
-            assert result is not None
-            out.append(result)
-    return out
+def _stored_message(row: tuple[Any, ...] | None) -> Message | None:
+    return None if row is None else Message(*row)
 
 
 def _message(row: AnyRow) -> Message:
@@ -694,9 +715,7 @@ class SqlStore:
         finally:
             self._appender = None
 
-    async def _append_group(
-        self, items: list[NewItem]
-    ) -> list[tuple[Message, bool] | BaseException]:
+    async def _append_group(self, items: list[NewItem]) -> list[_Result]:
         if self._dialect == "sqlite":
             # The whole transaction in one call on the connection's own thread: through the
             # async driver every statement would cost several thread hand-offs (measured: most
@@ -707,9 +726,7 @@ class SqlStore:
                 assert driver is not None
                 run = driver._execute  # aiosqlite: run a function on the connection's thread
                 try:
-                    results: list[tuple[Message, bool] | BaseException] = await run(
-                        _sqlite_append_group, driver._conn, items
-                    )
+                    results: list[_Result] = await run(_sqlite_append_group, driver._conn, items)
                 except sqlite3.Error as error:  # as SQLAlchemy would have raised it
                     raise exc.DBAPIError.instance(
                         "append", None, error, sqlite3.Error, dialect=self._engine.dialect
@@ -717,69 +734,33 @@ class SqlStore:
                 return results
         return await self._append_group_sql(items)
 
-    async def _append_group_sql(
-        self, items: list[NewItem]
-    ) -> list[tuple[Message, bool] | BaseException]:
+    async def _append_group_sql(self, items: list[NewItem]) -> list[_Result]:
         """One transaction: find local_ids already stored, take a block of seqs per stream,
         insert the new messages in one statement."""
-        results: list[tuple[Message, bool] | BaseException | None] = [None] * len(items)
-        keyed = [(i, item) for i, item in enumerate(items) if item.local_id is not None]
-        same_as: dict[int, int] = {}  # the same local_id twice in one group: the first wins
         async with self._write() as conn:
             known: dict[tuple[str, str], Message] = {}
-            if keyed:
-                pairs = {(item.author, cast(str, item.local_id)) for _, item in keyed}
+            pairs = {(it.author, it.local_id) for it in items if it.local_id is not None}
+            if pairs:
                 statement = select(*_MESSAGE_COLUMNS, messages.c.local_id).where(
                     tuple_(messages.c.author, messages.c.local_id).in_(list(pairs))
                 )
                 for row in await conn.execute(statement):
                     known[(row.author, row.local_id)] = _message(row)
-            fresh: list[int] = []
-            claimed: dict[tuple[str, str], int] = {}
-            for i, item in enumerate(items):
-                key = (item.author, item.local_id) if item.local_id is not None else None
-                if key is not None and key in known:
-                    results[i] = (known[key], True)
-                elif key is not None and key in claimed:
-                    same_as[i] = claimed[key]
-                else:
-                    if key is not None:
-                        claimed[key] = i
-                    fresh.append(i)
-            by_stream: dict[str, list[int]] = {}
-            for i in fresh:
-                by_stream.setdefault(items[i].stream, []).append(i)
+            group = _Group(items, known.get)
             rows: list[dict[str, Any]] = []
-            for stream, indexes in by_stream.items():
+            for stream, indexes in group.by_stream.items():
                 bumped = (
                     await conn.execute(
                         self._bump_seq_by, {"stream_id": stream, "count": len(indexes)}
                     )
                 ).first()
-                if bumped is None:
-                    for i in indexes:
-                        results[i] = StreamUnknown()
-                    continue
-                first = bumped[0] - len(indexes) + 1
-                for offset, i in enumerate(indexes):
-                    item = items[i]
-                    message = Message(
-                        stream=item.stream,
-                        seq=first + offset,
-                        id=item.id,
-                        kind=item.kind,
-                        author=item.author,
-                        name=item.name,
-                        text=item.text,
-                        ts=item.ts,
-                    )
-                    results[i] = (message, False)
-                    rows.append({**_item_values(item), "seq": message.seq})
+                for it, seq in group.numbered(stream, None if bumped is None else bumped[0]):
+                    rows.append({**_item_values(it), "seq": seq})
             if rows:
                 inserted = await conn.execute(self._insert_messages, rows)
                 if len(inserted.all()) != len(rows):
                     raise _GroupConflict()
-        return _resolve_same(results, same_as)
+        return group.outcome()
 
     async def _append_one(self, item: NewItem) -> tuple[Message, bool]:
         values = _item_values(item)
