@@ -1,11 +1,11 @@
 """Append throughput of the SQL store on SQLite (not a test: prints figures).
 
 Four scenarios, each on a fresh database: one stream or 100 streams, appends one after the other
-or from 50 concurrent tasks. ``--connections`` compares pool sizes (the store uses 1). Each
+or from 50 concurrent tasks. Each
 scenario runs ``--repeat`` times; the median is shown, with the process CPU time per append
 (all threads), which a busy shared machine disturbs less than the wall-clock rate.
 
-    .venv/bin/python bench/store_append.py [-n 4000] [--repeat 3] [--connections 1 4]
+    .venv/bin/python bench/store_append.py [-n 4000] [--repeat 3]
                                            [--uvloop] [--json results.json]
 """
 
@@ -51,13 +51,11 @@ def new_item(stream: str, n: int) -> NewItem:
     )
 
 
-async def scenario(
-    directory: Path, n: int, streams: int, tasks: int, connections: int
-) -> tuple[float, float]:
+async def scenario(directory: Path, n: int, streams: int, tasks: int) -> tuple[float, float]:
     """(appends per second, CPU microseconds per append)"""
     url = f"sqlite:///{directory / f'bench-{next(_runs)}.db'}"
     await migrate(url)
-    store = SqlStore(create_engine(async_url(url), sqlite_connections=connections))
+    store = SqlStore(create_engine(async_url(url)))
     try:
         names = [f"r:room-{i}" for i in range(streams)]
         for name in names:
@@ -87,29 +85,24 @@ async def scenario(
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for connections in args.connections:
-            for streams, tasks in ((1, 1), (100, 1), (1, TASKS), (100, TASKS)):
-                runs = [
-                    await scenario(Path(tmp), args.n, streams, tasks, connections)
-                    for _ in range(args.repeat)
-                ]
-                rate = statistics.median(r for r, _ in runs)
-                cpu_us = statistics.median(c for _, c in runs)
-                mode = "sequential" if tasks == 1 else f"{tasks} concurrent tasks"
-                print(
-                    f"connections={connections}  streams={streams:>3}  {mode:<20} "
-                    f"{rate:7.0f} appends/s  {cpu_us:6.0f} µs CPU/append",
-                    flush=True,
-                )
-                results.append(
-                    {
-                        "connections": connections,
-                        "streams": streams,
-                        "tasks": tasks,
-                        "appends_per_s": round(rate),
-                        "cpu_us_per_append": round(cpu_us),
-                    }
-                )
+        for streams, tasks in ((1, 1), (100, 1), (1, TASKS), (100, TASKS)):
+            runs = [await scenario(Path(tmp), args.n, streams, tasks) for _ in range(args.repeat)]
+            rate = statistics.median(r for r, _ in runs)
+            cpu_us = statistics.median(c for _, c in runs)
+            mode = "sequential" if tasks == 1 else f"{tasks} concurrent tasks"
+            print(
+                f"streams={streams:>3}  {mode:<20} "
+                f"{rate:7.0f} appends/s  {cpu_us:6.0f} µs CPU/append",
+                flush=True,
+            )
+            results.append(
+                {
+                    "streams": streams,
+                    "tasks": tasks,
+                    "appends_per_s": round(rate),
+                    "cpu_us_per_append": round(cpu_us),
+                }
+            )
     return results
 
 
@@ -117,7 +110,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=4000, help="appends per scenario")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
-    parser.add_argument("--connections", type=int, nargs="+", default=[1])
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (as the server)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 from alembic import command
 from sqlalchemy import exc, text
+from sqlalchemy.engine import Connection
 
 import causette.store as store_module
 from causette.core.models import NewItem
@@ -94,11 +96,15 @@ async def test_the_database_file_is_created_with_its_directories(tmp_path: Path)
 
 
 async def test_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
-    async with sql_store(tmp_path / "c.db") as store, store.engine.connect() as conn:
-        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-        assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
-        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+    def pragmas(conn: Connection) -> list[object]:
+        names = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        return [conn.execute(text(f"PRAGMA {name}")).scalar() for name in names]
+
+    # The store's own connection (its worker's), and one from its engine (migrations, tools).
+    async with sql_store(tmp_path / "c.db", busy_timeout_ms=4321) as store:
+        assert await store.run(pragmas) == ["wal", 1, 1, 4321]  # synchronous 1: NORMAL
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(pragmas) == ["wal", 1, 1, 4321]
 
 
 async def test_data_survives_reopening(tmp_path: Path) -> None:
@@ -255,3 +261,49 @@ async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
         await store.close()
         with pytest.raises(StoreUnavailable):
             await store.ensure_stream(STREAM, T0)
+
+
+# --- the SQLite worker --------------------------------------------------------------------------
+
+
+async def test_operations_issued_together_run_in_order_and_fail_alone(tmp_path: Path) -> None:
+    """Operations queued while the worker is busy run back to back, in the order they were
+    issued; one failing (and rolled back) leaves the connection usable for the next."""
+
+    def insert(stream: str) -> Callable[[Connection], None]:
+        def run(conn: Connection) -> None:
+            conn.execute(
+                text(
+                    "INSERT INTO streams (id, epoch, last_seq, created_at) VALUES (:id, 'e', 0, 0)"
+                ),
+                {"id": stream},
+            )
+
+        return run
+
+    def failing(conn: Connection) -> None:
+        insert("r:half")(conn)
+        conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+    def ids(conn: Connection) -> list[str]:
+        return list(conn.execute(text("SELECT id FROM streams ORDER BY created_at, id")).scalars())
+
+    async with sql_store(tmp_path / "w.db") as store:
+        outcomes = await asyncio.gather(
+            store.run(insert("r:a"), write=True),
+            store.run(ids),
+            store.run(failing, write=True),
+            store.run(insert("r:b"), write=True),
+            store.run(ids),
+            return_exceptions=True,
+        )
+    assert outcomes[1] == ["r:a"]
+    assert isinstance(outcomes[2], exc.OperationalError)
+    assert outcomes[4] == ["r:a", "r:b"]  # the failed transaction left nothing
+
+
+async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
+    async with sql_store(tmp_path / "c.db") as store:
+        await store.ensure_stream(STREAM, T0)
+    with pytest.raises(StoreUnavailable):
+        await store.stream_head(STREAM)

@@ -688,8 +688,7 @@ class ChatService:
                     what=what("conversations", actor.lang),
                     seconds=seconds(self.limiter.retry_after_ms(key)),
                 )
-        await self.store.ensure_stream(stream, now)
-        await self.store.open_conversation(stream, actor.id, other_id, now)
+        await self.store.open_conversation(stream, actor.id, other_id, now)  # and its stream
         mine = await self.store.get_conversation(actor.id, stream)
         return [
             Reply(ev.Conversation(conv=self._conv_info(stream, other, mine))),

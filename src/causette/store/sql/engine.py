@@ -1,10 +1,11 @@
 """Engines and failure classification for the SQL store.
 
 SQLite (embedded, one node)
-    One connection, shared through SQLAlchemy's queue pool of size 1: SQLite has a single
-    writer anyway, and with aiosqlite each connection is a thread, so more connections only add
-    lock contention (``database is locked`` waits with sleeps) — see ``bench/store_append.py``.
-    Waiting for the connection is fair (FIFO) and never blocks the event loop.
+    The store runs every operation on one connection owned by one thread
+    (``causette.store.sql.worker``): SQLite has a single writer anyway, more connections only
+    add lock contention (``database is locked`` waits with sleeps, ``bench/store_append.py``),
+    and the async driver costs several thread hand-offs per statement. The async engine made
+    here serves migrations and carries the settings (``SQLITE_BUSY_OPTION``) the worker uses.
 
     The ``sqlite3`` driver's own transaction handling is switched off (``isolation_level =
     None``) and SQLAlchemy's ``begin`` event emits the ``BEGIN``: ``BEGIN IMMEDIATE`` for
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
@@ -42,6 +43,8 @@ from causette.errors import ConfigError
 
 BeginMode = Literal["IMMEDIATE", "DEFERRED", "NONE"]
 BEGIN_OPTION: Final = "causette_begin"
+#: Execution option of a SQLite engine: its busy timeout, for the store's worker connection.
+SQLITE_BUSY_OPTION: Final = "causette_sqlite_busy_timeout_ms"
 
 #: Milliseconds SQLite waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS: Final = 5000
@@ -95,22 +98,22 @@ def create_engine(
     url: URL,
     *,
     pooled: bool = True,
-    sqlite_connections: int = 1,
     sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
 ) -> AsyncEngine:
-    """An engine for the store (``pooled``) or for a one-off task such as a migration.
-
-    ``sqlite_connections`` is there to measure alternatives (``bench/store_append.py``): one
-    is the fastest, and the default.
-    """
+    """An engine for the store (``pooled``) or for a one-off task such as a migration."""
     if url.get_backend_name() == "sqlite":
+        options = {SQLITE_BUSY_OPTION: sqlite_busy_timeout_ms}
         if pooled:
             engine = create_async_engine(
-                url, pool_size=sqlite_connections, max_overflow=0, pool_timeout=POOL_TIMEOUT_S
+                url,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=POOL_TIMEOUT_S,
+                execution_options=options,
             )
         else:
-            engine = create_async_engine(url, poolclass=NullPool)
-        _configure_sqlite(engine, sqlite_busy_timeout_ms)
+            engine = create_async_engine(url, poolclass=NullPool, execution_options=options)
+        configure_sqlite(engine.sync_engine, sqlite_busy_timeout_ms)
         return engine
     # A server that does not answer must fail fast, not after asyncpg's default minute.
     connect_args = {"timeout": PG_CONNECT_TIMEOUT_S}
@@ -132,8 +135,10 @@ def create_engine(
         ) from None
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Pragmas on every new connection, and the ``BEGIN`` each transaction asks for."""
+
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see above)
         cursor = dbapi_connection.cursor()
@@ -145,7 +150,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
         if mode == "IMMEDIATE":
