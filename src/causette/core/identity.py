@@ -113,9 +113,16 @@ def pseudonym_key(name: str) -> str:
 
 def is_reserved(key: str, reserved: Iterable[str], prefixes: Iterable[str]) -> bool:
     """True when the key equals a reserved name's key or starts with a reserved prefix's key."""
-    if any(key == pseudonym_key(r) for r in reserved):
-        return True
-    return any(key.startswith(pseudonym_key(p)) for p in prefixes)
+    names, starts = _reserved_keys(tuple(reserved), tuple(prefixes))
+    return key in names or key.startswith(starts)
+
+
+@cache
+def _reserved_keys(
+    reserved: tuple[str, ...], prefixes: tuple[str, ...]
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The keys of the configured names, worked out once (not at every entry)."""
+    return frozenset(pseudonym_key(r) for r in reserved), tuple(pseudonym_key(p) for p in prefixes)
 
 
 def check_message_text(raw: str, max_chars: int) -> str:

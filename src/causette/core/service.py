@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from causette import errors
 from causette.config import Config, RoomConfig
 from causette.core import commands as cmd
@@ -150,6 +152,7 @@ class ChatService:
         self.filters = filters if filters is not None else TextFilter([])
         #: Rooms not open (frozen or closed), kept current by RoomStateChanged controls.
         self.room_states: dict[str, tuple[RoomState, str]] = {}
+        self._room_info_cache: dict[str, list[ev.RoomInfo]] = {}
         #: Set by ModerationService when it is created (reports, word-list cases, bans).
         self.moderation: ModerationService | None = None
 
@@ -807,22 +810,42 @@ class ChatService:
 
     def _room_infos(self, lang: str) -> list[ev.RoomInfo]:
         counts = self.directory.counts()
-        english = lang == "en"
-        return [
-            ev.RoomInfo(
-                slug=r.slug,
-                name=(r.name_en or r.name) if english else r.name,
-                description=(r.description_en or r.description) if english else r.description,
-                rules=(r.rules_en or r.rules) if english else r.rules,
-                min_age=self.config.room_min_age(r),
-                adult=r.adult,
-                regions=list(r.regions),
-                count=counts.get(r.slug, 0),
-                state=self.room_states.get(r.slug, (RoomState.OPEN, ""))[0].value,
-                state_reason=self.room_states.get(r.slug, (RoomState.OPEN, ""))[1],
-            )
-            for r in self.config.rooms
-        ]
+        states = self.room_states
+        out = []
+        for info in self._static_room_infos(lang):
+            count = counts.get(info.slug, 0)
+            state = states.get(info.slug)
+            if state is not None:
+                info = msgspec.structs.replace(
+                    info, count=count, state=state[0].value, state_reason=state[1]
+                )
+            elif count:
+                info = msgspec.structs.replace(info, count=count)
+            out.append(info)
+        return out
+
+    def _static_room_infos(self, lang: str) -> list[ev.RoomInfo]:
+        """What the configuration says of each room, in ``lang``: built once per language
+        (a welcome lists every room)."""
+        infos = self._room_info_cache.get(lang)
+        if infos is None:
+            english = lang == "en"
+            infos = self._room_info_cache[lang] = [
+                ev.RoomInfo(
+                    slug=r.slug,
+                    name=(r.name_en or r.name) if english else r.name,
+                    description=(r.description_en or r.description) if english else r.description,
+                    rules=(r.rules_en or r.rules) if english else r.rules,
+                    min_age=self.config.room_min_age(r),
+                    adult=r.adult,
+                    regions=list(r.regions),
+                    count=0,
+                    state=RoomState.OPEN.value,
+                    state_reason="",
+                )
+                for r in self.config.rooms
+            ]
+        return infos
 
     def room_infos(self, lang: str) -> list[ev.RoomInfo]:
         return self._room_infos(lang)

@@ -183,6 +183,8 @@ async def open_store(
     except BaseException:
         await engine.dispose()
         raise
+    if parsed.get_backend_name() == "sqlite":
+        await engine.dispose()  # the store works on its own connection: close the checker's
     return SqlStore(engine, ids)
 
 

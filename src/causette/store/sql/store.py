@@ -21,6 +21,7 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import msgspec
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Row,
     Table,
@@ -464,7 +465,7 @@ def _audit_entry(row: AnyRow) -> AuditEntry:
     )
 
 
-def _active(now: int) -> ColumnElement[bool]:
+def _active(now: int | BindParameter[int]) -> ColumnElement[bool]:
     """Decisions in force at ``now``: not lifted, not expired."""
     return and_(
         decisions.c.lifted_at.is_(None),
@@ -694,6 +695,41 @@ class SqlStore:
                 messages.c.expires_at > bindparam("p_now"),
             )
             .order_by(messages.c.seq.desc())
+            .limit(bindparam("p_limit"))
+        )
+        self._active_decision = prepared(  # at entry and at every connection
+            select(decisions)
+            .where(
+                decisions.c.action == bindparam("p_action"),
+                _active(bindparam("p_now")),
+                or_(
+                    decisions.c.subject == bindparam("p_person"),
+                    decisions.c.subject_key == bindparam("p_key"),
+                    decisions.c.id == bindparam("p_id"),
+                ),
+            )
+            .order_by(*_NEWEST_DECISIONS_FIRST)
+            .limit(1)
+        )
+        self._blocked_by = prepared(
+            select(blocks.c.blocked)
+            .where(blocks.c.blocker == bindparam("p_person"))
+            .order_by(blocks.c.created_at, blocks.c.blocked)
+        )
+        self._blockers_of = prepared(
+            select(blocks.c.blocker)
+            .where(blocks.c.blocked == bindparam("p_person"))
+            .order_by(blocks.c.created_at, blocks.c.blocker)
+        )
+        self._decisions_of_subject = prepared(
+            select(decisions)
+            .where(
+                or_(
+                    decisions.c.subject == bindparam("p_person"),
+                    decisions.c.subject_key == bindparam("p_key"),
+                )
+            )
+            .order_by(*_NEWEST_DECISIONS_FIRST)
             .limit(bindparam("p_limit"))
         )
         self._posted_in = (
@@ -1199,20 +1235,10 @@ class SqlStore:
         return await self._change(statement) == 1
 
     async def blocked_by(self, person_id: str) -> list[str]:
-        statement = (
-            select(blocks.c.blocked)
-            .where(blocks.c.blocker == person_id)
-            .order_by(blocks.c.created_at, blocks.c.blocked)
-        )
-        return await self._scalars(statement)
+        return await self._scalars(self._blocked_by, {"p_person": person_id})
 
     async def blockers_of(self, person_id: str) -> list[str]:
-        statement = (
-            select(blocks.c.blocker)
-            .where(blocks.c.blocked == person_id)
-            .order_by(blocks.c.created_at, blocks.c.blocker)
-        )
-        return await self._scalars(statement)
+        return await self._scalars(self._blockers_of, {"p_person": person_id})
 
     async def is_blocked_either_way(self, a: str, b: str) -> bool:
         return await self._first(self._blocked_either_way, {"p_a": a, "p_b": b}) is not None
@@ -1417,46 +1443,40 @@ class SqlStore:
     async def decisions_of_subject(
         self, person_id: str | None, ip_key: str | None, limit: int
     ) -> list[Decision]:
-        criteria: list[ColumnElement[bool]] = []
-        if person_id is not None:
-            criteria.append(decisions.c.subject == person_id)
-        if ip_key:
-            criteria.append(decisions.c.subject_key == ip_key)
-        if not criteria or limit <= 0:
+        if (person_id is None and not ip_key) or limit <= 0:
             return []
-        statement = (
-            select(decisions).where(or_(*criteria)).order_by(*_NEWEST_DECISIONS_FIRST).limit(limit)
-        )
-        return [_decision(row) for row in await self._rows(statement)]
+        # A criterion left out is NULL, which equals nothing.
+        params = {"p_person": person_id, "p_key": ip_key or None, "p_limit": limit}
+        return [_decision(row) for row in await self._rows(self._decisions_of_subject, params)]
 
     async def _newest_active(
-        self, action: Action, criteria: list[ColumnElement[bool]], now: int
+        self,
+        action: Action,
+        now: int,
+        person_id: str | None = None,
+        ip_key: str | None = None,
+        decision_id: str | None = None,
     ) -> Decision | None:
-        if not criteria:
+        if person_id is None and not ip_key and decision_id is None:
             return None
-        statement = (
-            select(decisions)
-            .where(decisions.c.action == action.value, _active(now), or_(*criteria))
-            .order_by(*_NEWEST_DECISIONS_FIRST)
-            .limit(1)
-        )
-        row = await self._first(statement)
+        params = {
+            "p_action": action.value,
+            "p_now": now,
+            # A criterion left out is NULL, which equals nothing.
+            "p_person": person_id,
+            "p_key": ip_key or None,
+            "p_id": decision_id,
+        }
+        row = await self._first(self._active_decision, params)
         return None if row is None else _decision(row)
 
     async def active_ban(
         self, *, person_id: str | None, ip_key: str | None, decision_id: str | None, now: int
     ) -> Decision | None:
-        criteria: list[ColumnElement[bool]] = []
-        if person_id is not None:
-            criteria.append(decisions.c.subject == person_id)
-        if ip_key:
-            criteria.append(decisions.c.subject_key == ip_key)
-        if decision_id is not None:
-            criteria.append(decisions.c.id == decision_id)
-        return await self._newest_active(Action.BAN, criteria, now)
+        return await self._newest_active(Action.BAN, now, person_id, ip_key, decision_id)
 
     async def active_mute(self, person_id: str, now: int) -> Decision | None:
-        return await self._newest_active(Action.MUTE, [decisions.c.subject == person_id], now)
+        return await self._newest_active(Action.MUTE, now, person_id)
 
     async def lift_decision(self, decision_id: str, now: int, reason: str) -> Decision | None:
         statement = (
