@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias, TypeVar, cast
@@ -476,6 +477,29 @@ def _active(now: int | BindParameter[int]) -> ColumnElement[bool]:
 _NEWEST_DECISIONS_FIRST: Final = (decisions.c.created_at.desc(), decisions.c.id.desc())
 
 
+def _settle_appends(
+    group: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]],
+    outcome: asyncio.Future[list[_Result]],
+) -> None:
+    """Hand each caller of a group its result (failures of the database as the port says)."""
+    if outcome.cancelled():
+        results: list[_Result] = [StoreUnavailable()] * len(group)
+    elif (error := outcome.exception()) is not None:
+        failure = StoreUnavailable() if is_unavailable(error) else error
+        if failure is not error:
+            failure.__cause__ = error
+        results = [failure] * len(group)
+    else:
+        results = outcome.result()
+    for (_, future), result in zip(group, results, strict=True):
+        if future.done():  # the caller went away; what was stored stays stored
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 class _Prepared:
     """A statement of a busy path, built once with bound parameters (building a statement costs
     more than running it). On SQLite it is compiled once too and run straight on the driver:
@@ -745,6 +769,7 @@ class SqlStore:
         # Group commit: appends waiting for the writer, and the writer task while it runs.
         self._appends: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]] = []
         self._appender: asyncio.Task[None] | None = None
+        self._append_soon = False
 
     @property
     def engine(self) -> AsyncEngine:
@@ -937,9 +962,45 @@ class SqlStore:
         statements, whatever its size). Seqs follow the order of the calls."""
         future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
         self._appends.append((item, future))
-        if self._appender is None:
+        if self._worker is not None:
+            # SQLite: the worker runs operations in order, so a group need not wait for the one
+            # before it: the appends of each loop tick leave at the end of the tick.
+            if not self._append_soon:
+                self._append_soon = True
+                asyncio.get_running_loop().call_soon(self._submit_appends)
+        elif self._appender is None:
             self._appender = asyncio.get_running_loop().create_task(self._write_appends())
         return await future
+
+    def _submit_appends(self) -> None:
+        assert self._worker is not None
+        self._append_soon = False
+        while self._appends:
+            group = self._appends[:APPEND_GROUP]
+            del self._appends[:APPEND_GROUP]
+            items = [item for item, _ in group]
+            if self._closed:
+                outcome: asyncio.Future[list[_Result]] = asyncio.get_running_loop().create_future()
+                outcome.set_exception(StoreUnavailable())
+            else:
+                outcome = self._worker.submit(self._sqlite_append(items), "NONE", False)
+            outcome.add_done_callback(functools.partial(_settle_appends, group))
+
+    @staticmethod
+    def _sqlite_append(items: list[NewItem]) -> Callable[[Connection], list[_Result]]:
+        """Straight through the driver: a group of any size is a handful of statements."""
+
+        def run(conn: Connection) -> list[_Result]:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            try:
+                return _sqlite_append_group(driver, items)
+            except sqlite3.Error as error:  # as SQLAlchemy would have raised it
+                raise exc.DBAPIError.instance(
+                    "append", None, error, sqlite3.Error, dialect=conn.dialect
+                ) from error
+
+        return run
 
     async def _write_appends(self) -> None:
         try:
@@ -970,19 +1031,6 @@ class SqlStore:
             self._appender = None
 
     async def _append_group(self, items: list[NewItem]) -> list[_Result]:
-        if self._dialect == "sqlite":
-            # Straight through the driver: a group of any size is a handful of statements.
-            def run(conn: Connection) -> list[_Result]:
-                driver = conn.connection.driver_connection
-                assert isinstance(driver, sqlite3.Connection)
-                try:
-                    return _sqlite_append_group(driver, items)
-                except sqlite3.Error as error:  # as SQLAlchemy would have raised it
-                    raise exc.DBAPIError.instance(
-                        "append", None, error, sqlite3.Error, dialect=conn.dialect
-                    ) from error
-
-            return await self.run(run)
         return await self.run(self._append_group_sql(items), write=True)
 
     def _append_group_sql(self, items: list[NewItem]) -> Callable[[Connection], list[_Result]]:

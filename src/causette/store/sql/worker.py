@@ -51,6 +51,12 @@ class SqliteWorker:
         self._closed = False
 
     async def run(self, fn: Callable[[Connection], T], mode: BeginMode, write: bool) -> T:
+        return await self.submit(fn, mode, write)
+
+    def submit(
+        self, fn: Callable[[Connection], T], mode: BeginMode, write: bool
+    ) -> asyncio.Future[T]:
+        """Queue ``fn``; the future gets its result (or exception) on the calling loop."""
         if self._closed:
             raise RuntimeError("the SQLite worker is closed")
         if self._thread is None:
@@ -58,7 +64,7 @@ class SqliteWorker:
             self._thread.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put((future, fn, mode, write))
-        return await future
+        return future
 
     async def close(self) -> None:
         if self._closed:
