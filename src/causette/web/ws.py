@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: At most one ``slow_down`` error per this many ms: a flood must not be answered by a flood.
 SLOW_DOWN_NOTICE_MS = 1000
 #: Room messages one connection may have in flight (read, not yet stored) at once.
-PIPELINE_DEPTH = 64
+PIPELINE_DEPTH = 256
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
