@@ -3,9 +3,13 @@ queued the same events."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
+from causette.bus.local import LocalBus
+from causette.core.models import StreamHead
 from causette.core.ports import Bus, Store
+from causette.store.memory import MemoryStore
 from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
 
 
@@ -58,3 +62,39 @@ async def test_connections_queued_the_same_events_share_one_frame() -> None:
     h.send(a, ack)
     h.flush()
     assert sa.frames[1] == ws_text_frame(b"[" + ack + b"]")
+
+
+async def test_a_stream_attached_twice_at_once_is_synced_once() -> None:
+    """Two people opening their conversation at the same moment each attach both of them: the
+    second attach, arriving while the first reads the store, must not repeat the ``sync``."""
+    store = MemoryStore()
+    await store.ensure_stream("d:a:b", 0)
+    inside, gate = asyncio.Event(), asyncio.Event()
+    real_head = store.stream_head
+
+    async def slow_head(stream: str) -> StreamHead | None:
+        inside.set()
+        await gate.wait()
+        return await real_head(stream)
+
+    store.stream_head = slow_head  # type: ignore[method-assign]
+    bus = LocalBus()
+    h = Hub(
+        store,
+        bus,
+        max_queue_bytes=1 << 20,
+        history_limit=10,
+        max_replay=10,
+        now_ms=lambda: 0,
+        on_control=lambda _: None,
+    )
+    await bus.start(h.deliver)
+    conn, sink = connection("a")
+    first = asyncio.create_task(h.attach(conn, "d:a:b", None))
+    await inside.wait()  # the first attach is reading the store
+    async with asyncio.timeout(2):  # (it would wait for the gate if it attached again)
+        assert await h.attach(conn, "d:a:b", None) is False
+    gate.set()
+    assert await first is True
+    h.flush()
+    assert b"".join(sink.frames).count(b'"type":"sync"') == 1

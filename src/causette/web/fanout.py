@@ -146,6 +146,7 @@ class Hub:
         self.streams: dict[str, StreamState] = {}
         self.by_person: dict[str, Connection] = {}
         self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._attaching: set[tuple[str, str]] = set()  # (connection, stream) being attached
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._encoder = msgspec.json.Encoder()
@@ -227,9 +228,19 @@ class Hub:
             await self.bus.unsubscribe(channel)
 
     async def attach(self, conn: Connection, stream: str, cursor: Cursor | None) -> bool:
-        """Subscribe ``conn`` to ``stream`` and queue its ``sync``. False if already attached."""
-        if stream in conn.channels:
+        """Subscribe ``conn`` to ``stream`` and queue its ``sync``. False if already attached,
+        or being attached (two people opening their conversation at the same moment each attach
+        both: the second attach would only repeat the ``sync``)."""
+        key = (conn.id, stream)
+        if stream in conn.channels or key in self._attaching:
             return False
+        self._attaching.add(key)
+        try:
+            return await self._attach(conn, stream, cursor)
+        finally:
+            self._attaching.discard(key)
+
+    async def _attach(self, conn: Connection, stream: str, cursor: Cursor | None) -> bool:
         await self._ensure_node_subscribed(stream)
         state = self.streams.get(stream)
         if state is None:
