@@ -491,6 +491,12 @@ def _settle_appends(
         results = [failure] * len(group)
     else:
         results = outcome.result()
+    _hand_out(group, results)
+
+
+def _hand_out(
+    group: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]], results: list[_Result]
+) -> None:
     for (_, future), result in zip(group, results, strict=True):
         if future.done():  # the caller went away; what was stored stays stored
             continue
@@ -1020,13 +1026,7 @@ class SqlStore:
                             results.append(error)
                 except Exception as error:
                     results = [error] * len(items)
-                for (_, future), result in zip(group, results, strict=True):
-                    if future.done():  # the caller went away; what was stored stays stored
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                _hand_out(group, results)
         finally:
             self._appender = None
 
