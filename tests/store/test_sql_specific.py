@@ -302,6 +302,25 @@ async def test_operations_issued_together_run_in_order_and_fail_alone(tmp_path: 
     assert outcomes[4] == ["r:a", "r:b"]  # the failed transaction left nothing
 
 
+async def test_statements_run_on_the_driver_are_inside_the_transaction(tmp_path: Path) -> None:
+    """The busy statements run straight on the sqlite3 driver: in a writing operation they are
+    committed or rolled back with it, like those run through SQLAlchemy."""
+
+    def insert_then_fail(conn: Connection) -> None:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.execute(
+            "INSERT INTO streams (id, epoch, last_seq, created_at) VALUES ('r:x', 'e', 0, 0)"
+        )
+        assert driver.in_transaction
+        raise RuntimeError("changed my mind")
+
+    async with sql_store(tmp_path / "t.db") as store:
+        with pytest.raises(RuntimeError):
+            await store.run(insert_then_fail, write=True)
+        assert await store.stream_head("r:x") is None
+
+
 async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
     async with sql_store(tmp_path / "c.db") as store:
         await store.ensure_stream(STREAM, T0)

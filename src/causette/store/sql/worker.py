@@ -113,6 +113,11 @@ class SqliteWorker:
             conn = self._conn = self._engine.connect()
         conn.execution_options(**{BEGIN_OPTION: mode})  # in place: read by the begin event
         try:
+            if mode != "NONE":
+                # Begin now (the begin event emits BEGIN IMMEDIATE or BEGIN), not at the first
+                # statement run through SQLAlchemy: statements run straight on the driver are
+                # then inside the transaction too.
+                conn.begin()
             result = fn(conn)
         except BaseException:
             conn.rollback()
