@@ -321,6 +321,27 @@ async def test_statements_run_on_the_driver_are_inside_the_transaction(tmp_path:
         assert await store.stream_head("r:x") is None
 
 
+async def test_a_commit_that_fails_leaves_the_store_usable(tmp_path: Path) -> None:
+    """SQLite keeps a transaction open when its COMMIT fails (here a deferred foreign key):
+    the worker rolls it back, so the next operation does not inherit it."""
+
+    def orphan_message(conn: Connection) -> None:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        conn.execute(
+            text(
+                "INSERT INTO messages (stream, seq, id, kind, author, name, text, ts, expires_at)"
+                " VALUES ('r:nowhere', 1, 'm1', 'text', 'a', 'A', 'x', 0, 1)"
+            )
+        )
+
+    async with sql_store(tmp_path / "f.db") as store:
+        with pytest.raises(exc.IntegrityError):
+            await store.run(orphan_message, write=True)
+        head = await store.ensure_stream(STREAM, T0)
+        assert head.last_seq == 0
+        assert await store.get_message("m1") is None
+
+
 async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
     async with sql_store(tmp_path / "c.db") as store:
         await store.ensure_stream(STREAM, T0)

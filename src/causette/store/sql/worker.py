@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -119,13 +120,23 @@ class SqliteWorker:
                 # then inside the transaction too.
                 conn.begin()
             result = fn(conn)
+            if write:
+                conn.commit()
+            else:
+                conn.rollback()  # a read commits nothing; ends its transaction if it began one
         except BaseException:
-            conn.rollback()
+            try:
+                conn.rollback()
+                driver = conn.connection.driver_connection
+                if isinstance(driver, sqlite3.Connection) and driver.in_transaction:
+                    # SQLite keeps a transaction whose COMMIT failed open, while SQLAlchemy
+                    # counts it as ended: end it on the driver.
+                    driver.rollback()
+            except Exception:
+                # The connection cannot even roll back (a failed COMMIT on a broken file):
+                # the next operation opens a fresh one rather than inherit a half transaction.
+                conn.invalidate()
             raise
-        if write:
-            conn.commit()
-        else:
-            conn.rollback()  # a read commits nothing; ends its transaction if it began one
         return result
 
 
