@@ -153,6 +153,7 @@ class ChatService:
         #: Rooms not open (frozen or closed), kept current by RoomStateChanged controls.
         self.room_states: dict[str, tuple[RoomState, str]] = {}
         self._room_info_cache: dict[str, list[ev.RoomInfo]] = {}
+        self._room_streams: set[str] = set()  # room streams known to exist in the store
         #: Set by ModerationService when it is created (reports, word-list cases, bans).
         self.moderation: ModerationService | None = None
 
@@ -591,7 +592,9 @@ class ChatService:
             raise errors.TooManyRooms(field="room", max=self.config.sessions.max_rooms)
         effects: list[Effect] = [Reply(ev.Joined(room=slug))]
         if await self.store.add_member(slug, actor.id, self.clock.now_ms()):
-            await self.store.ensure_stream(stream, self.clock.now_ms())
+            if stream not in self._room_streams:  # streams are never deleted: once is enough
+                await self.store.ensure_stream(stream, self.clock.now_ms())
+                self._room_streams.add(stream)
             msg, _ = await self._append(stream, "join", actor.session, "", None)
             effects.append(Attach(stream))
             effects.append(publish_message(msg))
