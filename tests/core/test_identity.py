@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 
 from causette import errors
+from causette.core import identity
 from causette.core.identity import check_message_text, is_reserved, pseudonym_key
 
 
@@ -55,6 +59,22 @@ def test_too_long_message_says_both_lengths() -> None:
 )
 def test_control_and_bidi_characters_are_refused(ch: str) -> None:
     assert refusal(f"avant{ch}après") == ("message_forbidden_chars", "text")
+
+
+def test_the_forbidden_class_is_exactly_the_rule_on_every_code_point() -> None:
+    # The rule as written: bidi controls, Cc but tab and newline, Cs, Co. The check itself is
+    # one precomputed character class; it must not drift from the rule.
+    def forbidden(ch: str) -> bool:
+        category = unicodedata.category(ch)
+        return (
+            ch in identity._BIDI_CONTROLS
+            or (category == "Cc" and ch not in identity._MESSAGE_ALLOWED_CONTROLS)
+            or category in ("Cs", "Co")
+        )
+
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    expected = [ch for ch in every if forbidden(ch)]
+    assert identity._MESSAGE_FORBIDDEN.findall(every) == expected
 
 
 def test_newlines_and_tabs_are_kept() -> None:

@@ -3,12 +3,15 @@ matching slow."""
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from causette.errors import ConfigError
+from causette.safety import filters
 from causette.safety.filters import FilterAction, TextFilter, normalize, word_form
 
 
@@ -99,3 +102,16 @@ def test_no_pattern_can_make_matching_slow(tmp_path: Path) -> None:
     started = time.perf_counter()
     assert evil.check(text).action is None
     assert time.perf_counter() - started < 1.0
+
+
+def test_the_ascii_shortcut_cleans_like_the_expressions() -> None:
+    # ASCII text skips the Unicode-aware substitution; the result must be the same.
+    def reference(folded: str) -> str:
+        spaced = re.sub(r"[\W_]+", " ", folded)
+        return " ".join(re.sub(r"([^\W\d_])\1{2,}", r"\1", spaced).split())
+
+    rng = random.Random(5)
+    alphabet = "aaabbl01__--  ..!?@$|'\"\t\nxyz"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert filters._clean(text) == reference(text), text

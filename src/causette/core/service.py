@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from causette.core.moderation import ModerationService
 
 TYPING_MIN_INTERVAL_MS = 1000
+RECENT_TEXTS = 50  # texts a person sent lately, kept to refuse floods of one text
 
 
 class Invalid(errors.CausetteError):
@@ -518,8 +519,12 @@ class ChatService:
                     seconds=seconds(limiter.retry_after_ms(net)),
                 )
         window = now - safety.duplicate_window_seconds * 1000
-        actor.recent[:] = [(t, x) for t, x in actor.recent if t >= window][-50:]
-        if sum(1 for _, x in actor.recent if x == folded) >= safety.duplicate_max:
+        recent = actor.recent  # in time order: the expired ones are at the front
+        expired = 0
+        while expired < len(recent) and recent[expired][0] < window:
+            expired += 1
+        del recent[: max(expired, len(recent) - RECENT_TEXTS)]
+        if [x for _, x in recent].count(folded) >= safety.duplicate_max:
             raise errors.DuplicateMessage(field="text")
 
     def _is_new(self, actor: Actor, now: int) -> bool:

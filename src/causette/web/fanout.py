@@ -63,6 +63,11 @@ class Sink:
     def is_closing(self) -> bool:
         raise NotImplementedError
 
+    def calls(self) -> tuple[Callable[[bytes], None], Callable[[], int], Callable[[], bool]]:
+        """``write``, ``buffered`` and ``is_closing`` as plain callables, for the flush to call
+        once per recipient without a method of ours in between."""
+        return self.write, self.buffered, self.is_closing
+
 
 class TransportSink(Sink):
     __slots__ = ("transport",)
@@ -79,17 +84,24 @@ class TransportSink(Sink):
     def is_closing(self) -> bool:
         return self.transport.is_closing()
 
+    def calls(self) -> tuple[Callable[[bytes], None], Callable[[], int], Callable[[], bool]]:
+        # The transport's own methods (C code on uvloop).
+        t = self.transport
+        return t.write, t.get_write_buffer_size, t.is_closing
+
 
 class Connection:
     __slots__ = (
+        "buffered",
         "channels",
         "closed",
         "id",
+        "is_closing",
         "on_overflow",
         "person_id",
         "queue",
-        "queued_bytes",
         "sink",
+        "write",
     )
 
     def __init__(
@@ -102,8 +114,8 @@ class Connection:
         self.id = conn_id
         self.person_id = person_id
         self.sink = sink
+        self.write, self.buffered, self.is_closing = sink.calls()
         self.queue: list[bytes] = []
-        self.queued_bytes = 0
         self.channels: set[str] = set()
         self.closed = False
         self.on_overflow = on_overflow
@@ -331,16 +343,15 @@ class Hub:
         if not members:
             return
         data = env.data
-        size = len(data)
         exclude = env.exclude
         dirty = self._dirty
         for conn in members:
             if exclude and conn.person_id in exclude:
                 continue
-            if not conn.queue:
+            queue = conn.queue
+            if not queue:
                 dirty.append(conn)
-            conn.queue.append(data)
-            conn.queued_bytes += size
+            queue.append(data)
         self.events_queued += len(members)
         if not self._flush_scheduled and dirty:
             self._flush_scheduled = True
@@ -353,7 +364,6 @@ class Hub:
         if not conn.queue:
             self._dirty.append(conn)
         conn.queue.append(data)
-        conn.queued_bytes += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -367,34 +377,47 @@ class Hub:
         dirty, self._dirty = self._dirty, []
         limit = self.max_queue_bytes
         # Connections that were queued the same events (every member of a busy room) get the
-        # same frame: built once, keyed by the identity of the queued objects. ``held`` keeps
-        # every queue alive until the end, so that no identity is reused meanwhile.
+        # same frame: built once, keyed by the identity of the queued objects. ``keep`` holds
+        # the objects of every key until the end, so that no identity is reused meanwhile.
         frames: dict[object, bytes] = {}
-        held: list[list[bytes]] = []
+        keep: list[object] = []
+        last: object = None  # the common case: the same single event as the previous connection
+        frame = b""
+        sent = 0
         for conn in dirty:
             queue = conn.queue
             if not queue:
                 continue
-            held.append(queue)
-            conn.queue = []
-            conn.queued_bytes = 0
-            if conn.closed:
+            if conn.closed or conn.is_closing():
+                queue.clear()
                 continue
-            sink = conn.sink
-            if sink.is_closing():
-                continue
-            if sink.buffered() > limit:
+            if conn.buffered() > limit:
                 # A connection that cannot keep up is cut, never allowed to slow the others;
                 # its client resumes from its cursors.
+                queue.clear()
                 self.slow_disconnects += 1
                 conn.on_overflow(conn)
                 continue
-            key: object = id(queue[0]) if len(queue) == 1 else tuple(map(id, queue))
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = ws_text_frame(b"[" + b",".join(queue) + b"]")
-            sink.write(frame)
-            self.frames_sent += 1
+            if len(queue) == 1:
+                first = queue[0]
+                if first is not last:
+                    known = frames.get(id(first))
+                    if known is None:
+                        known = frames[id(first)] = ws_text_frame(b"[" + first + b"]")
+                        keep.append(first)
+                    frame, last = known, first
+            else:
+                last = None
+                key = tuple(map(id, queue))
+                known = frames.get(key)
+                if known is None:
+                    known = frames[key] = ws_text_frame(b"[" + b",".join(queue) + b"]")
+                    keep.append(tuple(queue))
+                frame = known
+            queue.clear()
+            conn.write(frame)
+            sent += 1
+        self.frames_sent += sent
 
     # --- ordering -----------------------------------------------------------------------------
 
