@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import report
 from bench.engine import Pool
-from bench.scenarios import SCENARIOS, Context, Params
+from bench.scenarios import S1_RATES, SCENARIOS, Context, Params
 from bench.systems import available
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,9 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per S1/S7 step")
     p.add_argument("--size", type=int, default=64, help="message size in characters")
     p.add_argument("--s1-listeners", type=_ints, default=[100, 1000, 5000])
-    p.add_argument(
-        "--s1-rates", type=_numbers, default=[10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
-    )
+    p.add_argument("--s1-rates", type=_numbers, default=list(S1_RATES))
     p.add_argument("--s2-room", type=int, default=1000)
     p.add_argument("--s2-rounds", type=int, default=5)
     p.add_argument("--s3-rooms", type=int, default=1000)

@@ -243,6 +243,7 @@ def summarize(
         "deliveries_per_s": round(delivered / wall, 1) if wall else None,
         "server_cpu_s": round(cpu, 3),
         "server_cpu_pct": round(100 * cpu / wall, 1) if wall else None,
+        "server_sys_cpu_s": round(after.sys - before.sys, 3),
         "cpu_us_per_delivery": round(1e6 * cpu / delivered, 3) if delivered else None,
         "deliveries_per_cpu_s": round(delivered / cpu, 1) if cpu > 0 else None,
         "server_rss_mb": round(after.rss / 2**20, 1),

@@ -27,6 +27,11 @@ MODERATE_DELIVERIES = 20_000
 WARM_UP_SECONDS = 3.0
 
 
+# A step of 1.4-2x: coarser steps (1-2-5) could not tell a system sustaining half the
+# top rate from one sustaining nearly all of it.
+S1_RATES = (10, 20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000)
+
+
 @dataclass
 class Params:
     systems: list[str]
@@ -34,9 +39,7 @@ class Params:
     duration: float = 5.0
     size: int = 64
     s1_listeners: list[int] = field(default_factory=lambda: [100, 1000, 5000])
-    s1_rates: list[float] = field(
-        default_factory=lambda: [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
-    )
+    s1_rates: list[float] = field(default_factory=lambda: list(S1_RATES))
     s2_room: int = 1000
     s2_senders: int = 10
     s2_messages: int = 10
