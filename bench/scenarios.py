@@ -27,7 +27,7 @@ MODERATE_DELIVERIES = 20_000
 WARM_UP_SECONDS = 3.0
 
 
-# A step of 1.4-2x: coarser steps (1-2-5) could not tell a system sustaining half the
+# Steps of 1.4-2.5x: coarser steps (1-2-5) could not tell a system sustaining half the
 # top rate from one sustaining nearly all of it.
 S1_RATES = (10, 20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000)
 
