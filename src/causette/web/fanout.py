@@ -100,7 +100,6 @@ class Connection:
         "on_overflow",
         "person_id",
         "queue",
-        "sink",
         "write",
     )
 
@@ -113,7 +112,6 @@ class Connection:
     ) -> None:
         self.id = conn_id
         self.person_id = person_id
-        self.sink = sink
         self.write, self.buffered, self.is_closing = sink.calls()
         self.queue: list[bytes] = []
         self.channels: set[str] = set()
