@@ -89,18 +89,18 @@ async def test_an_envelope_arrives_whole(pair: tuple[Node, Node]) -> None:
         exclude=frozenset({"p1", "p2"}),
         control=False,
     )
-    await publisher.bus.publish(sent)
+    publisher.bus.publish(sent)
     assert await subscriber.next() == sent
     control = Envelope(channel="r:general", data=b'{"op":"gone"}', control=True)
-    await publisher.bus.publish(control)
+    publisher.bus.publish(control)
     assert await subscriber.next() == control
 
 
 async def test_only_subscribed_channels_are_delivered(pair: tuple[Node, Node]) -> None:
     publisher, subscriber = pair
     await subscriber.bus.subscribe("r:general")
-    await publisher.bus.publish(Envelope(channel="r:cuisine", data=b"not for us"))
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"marker"))
+    publisher.bus.publish(Envelope(channel="r:cuisine", data=b"not for us"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"marker"))
     assert (await subscriber.next()).data == b"marker"
     assert subscriber.inbox.empty()
 
@@ -109,11 +109,11 @@ async def test_unsubscribing_stops_delivery(pair: tuple[Node, Node]) -> None:
     publisher, subscriber = pair
     await subscriber.bus.subscribe("r:general")
     await subscriber.bus.subscribe("p:marker")
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"1"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"1"))
     assert (await subscriber.next()).data == b"1"
     await subscriber.bus.unsubscribe("r:general")
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"2"))
-    await publisher.bus.publish(Envelope(channel="p:marker", data=b"marker"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"2"))
+    publisher.bus.publish(Envelope(channel="p:marker", data=b"marker"))
     assert (await subscriber.next()).data == b"marker"
     assert subscriber.inbox.empty()
 
@@ -122,8 +122,8 @@ async def test_subscribing_twice_delivers_once(pair: tuple[Node, Node]) -> None:
     publisher, subscriber = pair
     await subscriber.bus.subscribe("r:general")
     await subscriber.bus.subscribe("r:general")
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"once"))
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"marker"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"once"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"marker"))
     assert [(await subscriber.next()).data for _ in range(2)] == [b"once", b"marker"]
     assert subscriber.inbox.empty()
 
@@ -134,7 +134,7 @@ async def test_publish_order_is_kept_per_channel(pair: tuple[Node, Node]) -> Non
         await subscriber.bus.subscribe(channel)
     for seq in range(1, 501):
         for channel in ("r:a", "r:b"):
-            await publisher.bus.publish(
+            publisher.bus.publish(
                 Envelope(channel=channel, data=b"x", stream=channel, seq=seq)
             )
     received: dict[str, list[int]] = {"r:a": [], "r:b": []}
@@ -150,7 +150,7 @@ async def test_a_publish_right_after_subscribe_is_delivered(pair: tuple[Node, No
     for i in range(20):
         channel = f"d:p{i}:q{i}"
         await subscriber.bus.subscribe(channel)
-        await publisher.bus.publish(Envelope(channel=channel, data=str(i).encode()))
+        publisher.bus.publish(Envelope(channel=channel, data=str(i).encode()))
         assert (await subscriber.next()).data == str(i).encode()
 
 
@@ -158,7 +158,7 @@ async def test_large_payloads_pass(pair: tuple[Node, Node]) -> None:
     publisher, subscriber = pair
     await subscriber.bus.subscribe("r:general")
     data = bytes(range(256)) * 4096  # 1 MiB
-    await publisher.bus.publish(Envelope(channel="r:general", data=data))
+    publisher.bus.publish(Envelope(channel="r:general", data=data))
     assert (await subscriber.next()).data == data
 
 
@@ -178,9 +178,8 @@ async def test_delivery_runs_on_the_event_loop_one_at_a_time(pair: tuple[Node, N
     await subscriber.bus.close()
     await subscriber.bus.start(deliver)
     await subscriber.bus.subscribe("r:general")
-    await asyncio.gather(
-        *(publisher.bus.publish(Envelope(channel="r:general", data=b"x")) for _ in range(50))
-    )
+    for _ in range(50):
+        publisher.bus.publish(Envelope(channel="r:general", data=b"x"))
     for _ in range(50):
         await subscriber.next()
     assert seen == [True] * 50
@@ -192,5 +191,5 @@ async def test_nothing_is_delivered_after_close(pair: tuple[Node, Node]) -> None
     await subscriber.bus.close()
     await subscriber.bus.close()  # closing twice is harmless
     # (For the in-process bus the publisher is the closed bus itself: publishing must not fail.)
-    await publisher.bus.publish(Envelope(channel="r:general", data=b"late"))
+    publisher.bus.publish(Envelope(channel="r:general", data=b"late"))
     assert subscriber.inbox.empty()

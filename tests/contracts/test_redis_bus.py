@@ -92,9 +92,9 @@ async def test_two_prefixes_do_not_hear_each_other() -> None:
     ):
         await a.bus.subscribe("r:general")
         await b.bus.subscribe("r:general")
-        await b.bus.publish(Envelope("r:general", b"for b"))
+        b.bus.publish(Envelope("r:general", b"for b"))
         assert (await b.next()).data == b"for b"
-        await a.bus.publish(Envelope("r:general", b"for a"))
+        a.bus.publish(Envelope("r:general", b"for a"))
         assert (await a.next()).data == b"for a"
         assert a.inbox.empty()
         assert b.inbox.empty()
@@ -123,7 +123,7 @@ async def test_killed_connections_resubscribe_and_ask_for_a_resync() -> None:
             await publisher.resynced.wait()
         assert (subscriber.resyncs, publisher.resyncs) == (1, 1)
         for channel in ("r:general", "p:someone"):
-            await publisher.bus.publish(Envelope(channel, channel.encode()))
+            publisher.bus.publish(Envelope(channel, channel.encode()))
             assert (await subscriber.next()).data == channel.encode()
 
 
@@ -137,19 +137,19 @@ async def test_a_redis_restart_loses_nothing_published_and_resyncs() -> None:
     try:
         async with probes(server.url) as [publisher, subscriber]:
             await subscriber.bus.subscribe("r:general")
-            await publisher.bus.publish(Envelope("r:general", b"before", "r:general", 1))
+            publisher.bus.publish(Envelope("r:general", b"before", "r:general", 1))
             assert (await subscriber.next()).seq == 1
             server.stop()
             # Published while Redis is down: queued, in order, and sent once it is back.
             for seq in (2, 3, 4):
-                await publisher.bus.publish(Envelope("r:general", b"during", "r:general", seq))
+                publisher.bus.publish(Envelope("r:general", b"during", "r:general", seq))
             await eventually(lambda: publisher.bus.publish_failures > 0, "a failed publish")
             server.start()
             async with asyncio.timeout(TIMEOUT):
                 await subscriber.resynced.wait()
             # Everything queued was sent once Redis was back ...
             await eventually(lambda: not publisher.bus._outbox, "the outbox sent")
-            await publisher.bus.publish(Envelope("r:general", b"after", "r:general", 5))
+            publisher.bus.publish(Envelope("r:general", b"after", "r:general", 5))
             received: list[int] = []
             while not received or received[-1] != 5:
                 received.append((await subscriber.next()).seq)

@@ -18,7 +18,7 @@ class LocalBus:
         self._deliver = None
         self._channels.clear()
 
-    async def publish(self, envelope: Envelope) -> None:
+    def publish(self, envelope: Envelope) -> None:
         deliver = self._deliver
         if deliver is not None and envelope.channel in self._channels:
             deliver(envelope)

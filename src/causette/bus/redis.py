@@ -357,7 +357,7 @@ class RedisBus:
 
     # --- publishing -------------------------------------------------------------------------
 
-    async def publish(self, envelope: Envelope) -> None:
+    def publish(self, envelope: Envelope) -> None:
         if self._closed:
             return
         outbox = self._outbox

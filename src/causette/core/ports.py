@@ -369,10 +369,11 @@ class Bus(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, envelope: Envelope) -> None:
-        """Send to every subscribed node. May return before the envelope has left (a bus may
-        queue it, keeping the order, and retry while disconnected); never raises for a bus that
-        is down: the nodes catch up through ``resync``."""
+    def publish(self, envelope: Envelope) -> None:
+        """Send to every subscribed node. Never waits: a bus queues the envelope, keeping the
+        order, and sends it from its own task, retrying while disconnected; never raises for a
+        bus that is down: the nodes catch up through ``resync``. (Synchronous so that a stored
+        message is fanned out in the same event-loop turn as the store's answer.)"""
         ...
 
     async def subscribe(self, channel: str) -> None:

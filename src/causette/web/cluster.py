@@ -79,14 +79,14 @@ class ClusterPresence:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._publish(Beat(node=self.id))
-        await self._publish(WantSnapshot(node=self.id))
+        self._publish(Beat(node=self.id))
+        self._publish(WantSnapshot(node=self.id))
 
     async def resync(self) -> None:
         """The bus was lost for a while: what we published may not have reached everyone, and
         we missed what others published. Tell ours, ask theirs."""
-        await self._publish(self.snapshot())
-        await self._publish(WantSnapshot(node=self.id))
+        self._publish(self.snapshot())
+        self._publish(WantSnapshot(node=self.id))
 
     def close(self) -> None:
         for timer in self._timers:
@@ -95,7 +95,7 @@ class ClusterPresence:
 
     async def tick(self) -> None:
         """Every heartbeat interval: beat, and notice nodes that stopped beating."""
-        await self._publish(Beat(node=self.id))
+        self._publish(Beat(node=self.id))
         now = self.node.clock.now_ms()
         for dead, last_seen in self.table.newly_dead(now):
             held = len(self.node.directory.held_by(dead))
@@ -112,11 +112,11 @@ class ClusterPresence:
             case Beat(node):
                 if self.table.seen(node, now):
                     # Unknown, or declared dead and back: what we know of it may be stale.
-                    self.node.spawn(self._publish(WantSnapshot(node=self.id)))
+                    self._publish_later(WantSnapshot(node=self.id))
             case WantSnapshot(node):
                 self.table.seen(node, now)
                 if node != self.id:
-                    self.node.spawn(self._publish(self.snapshot()))
+                    self._publish_later(self.snapshot())
             case Snapshot(node, people):
                 self.table.seen(node, now)
                 if node != self.id:
@@ -174,8 +174,13 @@ class ClusterPresence:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _publish(self, op: ControlOp) -> None:
-        await self.node.publish_control(PRESENCE_CHANNEL, op)
+    def _publish(self, op: ControlOp) -> None:
+        self.node.publish_control(PRESENCE_CHANNEL, op)
+
+    def _publish_later(self, op: ControlOp) -> None:
+        # Answers to what the bus delivered leave after the delivery, never inside it (an
+        # in-process bus would deliver them within the delivery).
+        asyncio.get_running_loop().call_soon(self._publish, op)
 
     def _later(self, delay: float, dead: str, job: _Job) -> None:
         loop = asyncio.get_running_loop()

@@ -219,7 +219,7 @@ class Node:
             )
         await self.hub.subscribe(client.conn, person_channel(actor.id))
         # Other nodes close their connections of this session (one connection per session).
-        await self._publish_control(
+        self.publish_control(
             person_channel(actor.id),
             CloseConnection(
                 person=actor.id, code="session_replaced", reconnect=False, keep=client.conn.id
@@ -237,7 +237,7 @@ class Node:
         elif self.directory.owner(actor.id) != self.node_id:
             # Listed, held by another node (a reconnection there within the grace, or a node
             # that died): this node takes the person over, without announcing a return.
-            await self.publish_control(
+            self.publish_control(
                 PRESENCE_CHANNEL, Here(profile=actor.session.profile, rooms=rooms)
             )
 
@@ -335,11 +335,11 @@ class Node:
         for effect in effects:
             match effect:
                 case Publish(channel, event, stream, seq, exclude):
-                    await self.bus.publish(
+                    self.bus.publish(
                         Envelope(channel, encode(event), stream=stream, seq=seq, exclude=exclude)
                     )
                 case Control(channel, op):
-                    await self._publish_control(channel, op)
+                    self.publish_control(channel, op)
                 case Reply(event):
                     if client is not None:
                         self.hub.send(client.conn, encode(event))
@@ -358,13 +358,10 @@ class Node:
                     if client is not None:
                         self.hub.unsubscribe(client.conn, channel)
 
-    async def _publish_control(self, channel: str, op: Any) -> None:
+    def publish_control(self, channel: str, op: Any) -> None:
         if isinstance(op, Here) and not op.node:
             op = Here(profile=op.profile, rooms=op.rooms, node=self.node_id)
-        await self.bus.publish(Envelope(channel, msgspec.json.encode(op), control=True))
-
-    async def publish_control(self, channel: str, op: Any) -> None:
-        await self._publish_control(channel, op)
+        self.bus.publish(Envelope(channel, msgspec.json.encode(op), control=True))
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         self._spawn(coro)
