@@ -134,9 +134,7 @@ async def test_publish_order_is_kept_per_channel(pair: tuple[Node, Node]) -> Non
         await subscriber.bus.subscribe(channel)
     for seq in range(1, 501):
         for channel in ("r:a", "r:b"):
-            publisher.bus.publish(
-                Envelope(channel=channel, data=b"x", stream=channel, seq=seq)
-            )
+            publisher.bus.publish(Envelope(channel=channel, data=b"x", stream=channel, seq=seq))
     received: dict[str, list[int]] = {"r:a": [], "r:b": []}
     for _ in range(1000):
         env = await subscriber.next()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from typing import Protocol
 
 import pytest
@@ -356,6 +357,45 @@ async def test_appends_made_together_keep_their_order_and_fail_alone(store: Stor
         (GENERAL, 3, "g3", False),
     ]
     assert [m.text for m in await store.read(GENERAL, 0, 10)] == ["g1", "g2", "g3"]
+
+
+async def test_append_then_answers_later_in_call_order_with_errors_as_values(
+    store: Store,
+) -> None:
+    """The message path's append: the callback is never run inside the call, gets what
+    ``append`` would return (or raise), and appends of both kinds keep the order of the calls."""
+    await store.ensure_stream(GENERAL, T0)
+    answers: list[tuple[str, object]] = []
+    all_in = asyncio.get_running_loop().create_future()
+
+    def done(name: str) -> Callable[[object], None]:
+        def record(result: object) -> None:
+            answers.append((name, result))
+            if len(answers) == 4 and not all_in.done():
+                all_in.set_result(None)
+
+        return record
+
+    store.append_then(item(text="t1", local_id="a"), done("first"))
+    store.append_then(item(room_stream("nowhere"), text="lost"), done("missing"))
+    assert answers == []  # not called back inside append_then
+    between = asyncio.create_task(store.append(item(text="t2")))
+    await asyncio.sleep(0)  # the task starts: its append is called now
+    store.append_then(item(text="t3", local_id="b"), done("third"))
+    store.append_then(item(text="t1 again", local_id="a"), done("retry"))
+    await all_in
+    by_name = dict(answers)
+    first, retry = by_name["first"], by_name["retry"]
+    assert isinstance(first, tuple)
+    assert isinstance(retry, tuple)
+    assert (first[0].seq, first[0].text, first[1]) == (1, "t1", False)
+    assert isinstance(by_name["missing"], StreamUnknown)
+    assert (await between)[0].seq == 2
+    third = by_name["third"]
+    assert isinstance(third, tuple)
+    assert third[0].seq == 3
+    assert retry == (first[0], True)
+    assert [m.text for m in await store.read(GENERAL, 0, 10)] == ["t1", "t2", "t3"]
 
 
 async def test_concurrent_retries_of_one_send_store_it_once(store: Store) -> None:

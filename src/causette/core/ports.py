@@ -35,6 +35,11 @@ class Clock(Protocol):
     def now_ms(self) -> int: ...
 
 
+#: What ``Store.append_then`` hands its callback: ``append``'s result, or what it raised.
+AppendResult = tuple[Message, bool] | BaseException
+AppendDone = Callable[[AppendResult], None]
+
+
 class Store(Protocol):
     """Durable state. Every method is atomic on its own; none is called per recipient."""
 
@@ -95,6 +100,13 @@ class Store(Protocol):
         Idempotent: when ``item.local_id`` is set and the same author already stored an item
         with that ``local_id``, nothing is written and ``(existing, True)`` is returned.
         """
+        ...
+
+    def append_then(self, item: NewItem, done: AppendDone) -> None:
+        """``append`` without awaiting it: ``done`` is called on the event loop, never before
+        this returns, with what ``append`` would return or the exception it would raise.
+        Appends of both kinds are stored in the order of the calls. (The message path: a
+        coroutine would resume one event-loop turn after the answer.)"""
         ...
 
     async def read(

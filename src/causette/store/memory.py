@@ -6,6 +6,7 @@ is atomic with respect to the others on one event loop, as the port requires.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from causette.core.models import (
     Session,
     StreamHead,
 )
+from causette.core.ports import AppendDone, AppendResult
 from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
 from causette.ids import RandomIds
 
@@ -236,6 +238,17 @@ class MemoryStore:
         return None if state is None else StreamHead(stream, state.epoch, state.last_seq)
 
     async def append(self, item: NewItem) -> tuple[Message, bool]:
+        return self._append(item)
+
+    def append_then(self, item: NewItem, done: AppendDone) -> None:
+        result: AppendResult
+        try:
+            result = self._append(item)
+        except Exception as error:
+            result = error
+        asyncio.get_running_loop().call_soon(done, result)
+
+    def _append(self, item: NewItem) -> tuple[Message, bool]:
         self._check_open()
         state = self._streams.get(item.stream)
         if state is None:

@@ -237,9 +237,7 @@ class Node:
         elif self.directory.owner(actor.id) != self.node_id:
             # Listed, held by another node (a reconnection there within the grace, or a node
             # that died): this node takes the person over, without announcing a return.
-            self.publish_control(
-                PRESENCE_CHANNEL, Here(profile=actor.session.profile, rooms=rooms)
-            )
+            self.publish_control(PRESENCE_CHANNEL, Here(profile=actor.session.profile, rooms=rooms))
 
     async def command(self, client: Client, command: cmd.AnyCommand) -> None:
         effects = await self.service.handle(client.actor, command)

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import dataclasses
 import functools
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias, TypeVar, cast
@@ -72,6 +73,7 @@ from causette.core.models import (
     Session,
     StreamHead,
 )
+from causette.core.ports import AppendDone, AppendResult
 from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
 from causette.ids import RandomIds
 from causette.store.memory import EpochSource, check_case_to_file, joined_case
@@ -112,6 +114,8 @@ AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 Params: TypeAlias = Mapping[str, Any] | None
 Statement: TypeAlias = "Executable | _Prepared"
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _MESSAGE_COLUMNS: Final = (
     messages.c.stream,
@@ -164,7 +168,7 @@ _SQLITE_INSERT = (
 )
 
 
-_Result = tuple[Message, bool] | BaseException
+_Result = AppendResult
 
 
 class _Group:
@@ -477,33 +481,36 @@ def _active(now: int | BindParameter[int]) -> ColumnElement[bool]:
 _NEWEST_DECISIONS_FIRST: Final = (decisions.c.created_at.desc(), decisions.c.id.desc())
 
 
-def _settle_appends(
-    group: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]],
-    outcome: asyncio.Future[list[_Result]],
-) -> None:
+_Pending = tuple[NewItem, AppendDone]
+
+
+def _settle_appends(group: list[_Pending], ok: bool, value: Any) -> None:
     """Hand each caller of a group its result (failures of the database as the port says)."""
-    if outcome.cancelled():
-        results: list[_Result] = [StoreUnavailable()] * len(group)
-    elif (error := outcome.exception()) is not None:
-        failure = StoreUnavailable() if is_unavailable(error) else error
-        if failure is not error:
-            failure.__cause__ = error
-        results = [failure] * len(group)
+    if ok:
+        results: list[_Result] = value
     else:
-        results = outcome.result()
+        failure = StoreUnavailable() if is_unavailable(value) else value
+        if failure is not value:
+            failure.__cause__ = value
+        results = [failure] * len(group)
     _hand_out(group, results)
 
 
-def _hand_out(
-    group: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]], results: list[_Result]
-) -> None:
-    for (_, future), result in zip(group, results, strict=True):
-        if future.done():  # the caller went away; what was stored stays stored
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
+def _hand_out(group: list[_Pending], results: list[_Result]) -> None:
+    for (_, done), result in zip(group, results, strict=True):
+        try:
+            done(result)
+        except Exception:  # one failing caller must not leave the others unanswered
+            log.exception("append_callback_failed")
+
+
+def _resolve(future: asyncio.Future[tuple[Message, bool]], result: AppendResult) -> None:
+    if future.done():  # the caller went away; what was stored stays stored
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 class _Prepared:
@@ -773,7 +780,7 @@ class SqlStore:
             )
         )
         # Group commit: appends waiting for the writer, and the writer task while it runs.
-        self._appends: list[tuple[NewItem, asyncio.Future[tuple[Message, bool]]]] = []
+        self._appends: list[_Pending] = []
         self._appender: asyncio.Task[None] | None = None
         self._append_soon = False
 
@@ -963,11 +970,15 @@ class SqlStore:
         return None if row is None else StreamHead(stream, row.epoch, row.last_seq)
 
     async def append(self, item: NewItem) -> tuple[Message, bool]:
+        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        self.append_then(item, functools.partial(_resolve, future))
+        return await future
+
+    def append_then(self, item: NewItem, done: AppendDone) -> None:
         """Appends are committed in groups: every append that arrives while a group is being
         written waits for the next one, which takes them all in one transaction (a handful of
         statements, whatever its size). Seqs follow the order of the calls."""
-        future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
-        self._appends.append((item, future))
+        self._appends.append((item, done))
         if self._worker is not None:
             # SQLite: the worker runs operations in order, so a group need not wait for the one
             # before it: the appends of each loop tick leave at the end of the tick.
@@ -976,7 +987,6 @@ class SqlStore:
                 asyncio.get_running_loop().call_soon(self._submit_appends)
         elif self._appender is None:
             self._appender = asyncio.get_running_loop().create_task(self._write_appends())
-        return await future
 
     def _submit_appends(self) -> None:
         assert self._worker is not None
@@ -984,13 +994,13 @@ class SqlStore:
         while self._appends:
             group = self._appends[:APPEND_GROUP]
             del self._appends[:APPEND_GROUP]
-            items = [item for item, _ in group]
             if self._closed:
-                outcome: asyncio.Future[list[_Result]] = asyncio.get_running_loop().create_future()
-                outcome.set_exception(StoreUnavailable())
-            else:
-                outcome = self._worker.submit(self._sqlite_append(items), "NONE", False)
-            outcome.add_done_callback(functools.partial(_settle_appends, group))
+                _hand_out(group, [StoreUnavailable()] * len(group))
+                continue
+            items = [item for item, _ in group]
+            self._worker.submit_then(
+                self._sqlite_append(items), "NONE", False, functools.partial(_settle_appends, group)
+            )
 
     @staticmethod
     def _sqlite_append(items: list[NewItem]) -> Callable[[Connection], list[_Result]]:

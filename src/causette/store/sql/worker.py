@@ -8,13 +8,16 @@ wake-ups). A look-up that SQLite answers in a few microseconds cost about 3 ms. 
 operation is one hand-off in each direction, and while the thread is busy the operations that
 queue up meanwhile are run back to back and answered together (one wake-up of the loop).
 
-The event loop never blocks: it only puts a job on a queue and awaits a future.
+The event loop never blocks: it only puts a job on a queue and awaits a future (or, on the
+message path, is called back: ``submit_then``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import queue
 import sqlite3
 import threading
@@ -28,11 +31,16 @@ from causette.store.sql.engine import BEGIN_OPTION, BeginMode, configure_sqlite
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 #: The most operations answered in one wake-up of the event loop: a long queue is still
 #: answered progressively.
 BATCH: Final = 32
 
-_Job = tuple[asyncio.Future[Any], Callable[[Connection], Any], BeginMode, bool]
+#: Called on the submitting loop with ``(True, result)`` or ``(False, exception)``.
+Done = Callable[[bool, Any], None]
+_Job = tuple[asyncio.AbstractEventLoop, Done, Callable[[Connection], Any], BeginMode, bool]
+_Outcome = tuple[Done, bool, Any]
 
 
 class SqliteWorker:
@@ -58,14 +66,22 @@ class SqliteWorker:
         self, fn: Callable[[Connection], T], mode: BeginMode, write: bool
     ) -> asyncio.Future[T]:
         """Queue ``fn``; the future gets its result (or exception) on the calling loop."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.submit_then(fn, mode, write, functools.partial(_resolve, future))
+        return future
+
+    def submit_then(
+        self, fn: Callable[[Connection], Any], mode: BeginMode, write: bool, done: Done
+    ) -> None:
+        """Queue ``fn``; ``done(ok, result or exception)`` is called on the calling loop, in
+        the loop turn that receives the answer (a future would take one more turn to run its
+        callbacks)."""
         if self._closed:
             raise RuntimeError("the SQLite worker is closed")
         if self._thread is None:
             self._thread = threading.Thread(target=self._main, name="causette-sqlite", daemon=True)
             self._thread.start()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, fn, mode, write))
-        return future
+        self._jobs.put((asyncio.get_running_loop(), done, fn, mode, write))
 
     async def close(self) -> None:
         if self._closed:
@@ -88,18 +104,21 @@ class SqliteWorker:
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
-            done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+            done: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
             stop = False
             for job in batch:
                 if job is None:
                     stop = True
                     continue
-                future, fn, mode, write = job
+                loop, target, fn, mode, write = job
                 try:
-                    done.append((future, True, self._execute(fn, mode, write)))
+                    outcome: _Outcome = (target, True, self._execute(fn, mode, write))
                 except BaseException as error:  # handed to the caller, whatever it is
-                    done.append((future, False, error))
-            _answer(done)
+                    outcome = (target, False, error)
+                done.setdefault(loop, []).append(outcome)
+            for loop, outcomes in done.items():  # one wake-up per loop
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                    loop.call_soon_threadsafe(_settle, outcomes)
             if stop:
                 if self._conn is not None:
                     self._conn.close()  # on the thread that opened it
@@ -140,21 +159,18 @@ class SqliteWorker:
         return result
 
 
-def _answer(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """Hand the outcomes to their event loops: one wake-up per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for item in done:
-        by_loop.setdefault(item[0].get_loop(), []).append(item)
-    for loop, items in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, items)
+def _settle(outcomes: list[_Outcome]) -> None:
+    for target, ok, value in outcomes:
+        try:
+            target(ok, value)
+        except Exception:  # one failing callback must not leave the others unanswered
+            log.exception("store_callback_failed")
 
 
-def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in items:
-        if future.done():  # the caller went away; what was written stays written
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller went away; what was written stays written
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
