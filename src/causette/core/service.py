@@ -8,9 +8,9 @@ I/O of its own, knows no framework, and reads time from an injected clock.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -60,11 +60,11 @@ from causette.core.models import (
     room_slug,
     room_stream,
 )
-from causette.core.ports import Clock, FullStore
+from causette.core.ports import AppendResult, Clock, FullStore
 from causette.core.wording import clock_time, seconds, what
 from causette.geo import Geo
 from causette.ids import IdSource, token_hash
-from causette.safety.filters import FilterAction, TextFilter, word_form
+from causette.safety.filters import FilterAction, FilterResult, TextFilter, word_form
 from causette.safety.ratelimit import Limiter
 
 if TYPE_CHECKING:
@@ -72,6 +72,23 @@ if TYPE_CHECKING:
 
 TYPING_MIN_INTERVAL_MS = 1000
 RECENT_TEXTS = 50  # texts a person sent lately, kept to refuse floods of one text
+
+
+#: Called with a room send's effects, or what failed (``ChatService.start_room_send``).
+SendDone = Callable[[list[Effect] | BaseException], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A send that passed the checks that need no store."""
+
+    text: str
+    slug: str | None  # None: a private conversation
+    now: int
+    folded: str
+    verdict: FilterResult
+    #: The word lists matched and a moderator may need to see it: the full (awaiting) path.
+    screened: bool
 
 
 class Invalid(errors.CausetteError):
@@ -408,11 +425,42 @@ class ChatService:
                 raise errors.AlreadyHello()
         raise errors.UnknownType(type=type(command).__name__)  # pragma: no cover - exhaustive
 
+    def start_room_send(
+        self, actor: Actor, command: cmd.Send, done: SendDone
+    ) -> Coroutine[Any, Any, list[Effect]] | None:
+        """A room message on the message path (decision 8): no task, no await. The checks run
+        now and raise as ``handle`` would. Then either the message is on its way to the store
+        and ``done`` will get the effects, or the exception, in the loop turn of the store's
+        answer; or, for a text the word lists want a moderator to see, the coroutine returned
+        finishes the send as ``handle`` does, and ``done`` is never called."""
+        accepted = self._accept_send(actor, command)
+        if accepted.slug is None or accepted.screened:
+            return self._send_accepted(actor, command, accepted)
+        text, local_id = accepted.text, command.local_id
+        item = self._new_item(command.stream, "text", actor.session, text, local_id)
+
+        def stored(result: AppendResult) -> None:
+            if isinstance(result, BaseException):
+                done(result)
+                return
+            try:
+                effects = self._sent(actor, command, accepted, result[0], result[1])
+            except errors.CausetteError as error:
+                done(error)
+                return
+            done(effects)
+
+        self.store.append_then(item, stored)
+        return None
+
     async def _send(self, actor: Actor, command: cmd.Send) -> list[Effect]:
+        return await self._send_accepted(actor, command, self._accept_send(actor, command))
+
+    def _accept_send(self, actor: Actor, command: cmd.Send) -> _Accepted:
+        """Every check of a send that needs no store, in the order people meet them; the text
+        is counted for floods as soon as it passes (sends in flight together count too)."""
         text = check_message_text(command.text, self.config.messages.max_chars)
         stream = command.stream
-        effects: list[Effect] = []
-        other: str | None = None
         now = self.clock.now_ms()
         slug = room_slug(stream)
         if slug is not None:
@@ -427,41 +475,31 @@ class ChatService:
                 raise errors.RoomClosed(field="stream")
         folded = word_form(text)  # once: for floods of one text and for the word lists
         self._check_may_write(actor, folded, now)
-        # Counted as soon as accepted: sends in flight together (pipelined) count for floods.
         actor.recent.append((now, folded))
-        if slug is None:
+        verdict = self.filters.check(text, folded)
+        screened = verdict.action is not None and self.moderation is not None
+        return _Accepted(text, slug, now, folded, verdict, screened)
+
+    async def _send_accepted(
+        self, actor: Actor, command: cmd.Send, accepted: _Accepted
+    ) -> list[Effect]:
+        stream = command.stream
+        effects: list[Effect] = []
+        other: str | None = None
+        if accepted.slug is None:
             other = self._dm_other(actor, stream)
             if stream in actor.streams:
                 await self._check_can_still_write(actor, other)
             else:
                 effects.extend(await self._open_dm(actor, other, stream))
-        verdict = self.filters.check(text, folded)
+        verdict, text, local_id = accepted.verdict, accepted.text, command.local_id
         if verdict.action in (FilterAction.BLOCK, FilterAction.HOLD) and self.moderation:
-            effects.extend(
-                await self.moderation.screen(actor, stream, text, command.local_id, verdict)
-            )
+            effects.extend(await self.moderation.screen(actor, stream, text, local_id, verdict))
             return effects
-        msg, dup = await self._append(stream, "text", actor.session, text, command.local_id)
-        if dup and msg.stream != stream:
-            raise errors.BadField(
-                field="local_id", detail="local_id already used for another message"
-            )
-        effects.append(
-            Reply(
-                ev.Ack(
-                    local_id=command.local_id,
-                    stream=stream,
-                    seq=msg.seq,
-                    id=msg.id,
-                    ts=msg.ts,
-                    dup=dup,
-                )
-            )
-        )
+        msg, dup = await self._append(stream, "text", actor.session, text, local_id)
+        effects.extend(self._sent(actor, command, accepted, msg, dup))
         if dup:
-            actor.recent.remove((now, folded))  # a retry of a stored send is not another text
             return effects
-        effects.append(publish_message(msg))
         if verdict.action == FilterAction.FLAG and self.moderation is not None:
             effects.extend(await self.moderation.flagged(actor, msg, verdict))
         if other is not None:
@@ -485,6 +523,24 @@ class ChatService:
                     Control(person_channel(other), AttachStream(person=other, stream=stream))
                 )
         return effects
+
+    @staticmethod
+    def _sent(
+        actor: Actor, command: cmd.Send, accepted: _Accepted, msg: Message, dup: bool
+    ) -> list[Effect]:
+        """The stored message's acknowledgement and, unless it was a retry, its publication."""
+        stream = command.stream
+        if dup and msg.stream != stream:
+            raise errors.BadField(
+                field="local_id", detail="local_id already used for another message"
+            )
+        ack = ev.Ack(
+            local_id=command.local_id, stream=stream, seq=msg.seq, id=msg.id, ts=msg.ts, dup=dup
+        )
+        if dup:
+            actor.recent.remove((accepted.now, accepted.folded))  # a retry is not another text
+            return [Reply(ack)]
+        return [Reply(ack), publish_message(msg)]
 
     def _check_may_write(self, actor: Actor, folded: str, now: int) -> None:
         """Mutes, message rates (per person, slower for new sessions, per network) and floods
@@ -802,8 +858,13 @@ class ChatService:
     async def _append(
         self, stream: str, kind: MessageKind, author: Session, text: str, local_id: str | None
     ) -> tuple[Message, bool]:
+        return await self.store.append(self._new_item(stream, kind, author, text, local_id))
+
+    def _new_item(
+        self, stream: str, kind: MessageKind, author: Session, text: str, local_id: str | None
+    ) -> NewItem:
         now = self.clock.now_ms()
-        item = NewItem(
+        return NewItem(
             stream=stream,
             id=self.ids.message_id(),
             kind=kind,
@@ -814,7 +875,6 @@ class ChatService:
             expires_at=now + self.config.lifetime_ms,
             local_id=local_id,
         )
-        return await self.store.append(item)
 
     def _room_infos(self, lang: str) -> list[ev.RoomInfo]:
         counts = self.directory.counts()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,6 +243,31 @@ class Node:
         effects = await self.service.handle(client.actor, command)
         await self.run(effects, client)
 
+    def send_in_room(
+        self, client: Client, command: cmd.Send, answered: Callable[[BaseException | None], None]
+    ) -> Coroutine[Any, Any, None] | None:
+        """A room message without a task or an await (decision 8): the checks run now and
+        raise as ``command`` would; the ack and the fan-out happen in the loop turn of the
+        store's answer, then ``answered`` is called (with what failed, if anything). Returns a
+        coroutine to await instead when the send needs the full path (``start_room_send``)."""
+
+        def done(result: list[Effect] | BaseException) -> None:
+            if isinstance(result, BaseException):
+                answered(result)
+                return
+            try:
+                self.run_now(result, client)
+            except Exception as error:
+                answered(error)
+                return
+            answered(None)
+
+        rest = self.service.start_room_send(client.actor, command, done)
+        return None if rest is None else self._run_rest(client, rest)
+
+    async def _run_rest(self, client: Client, rest: Awaitable[list[Effect]]) -> None:
+        await self.run(await rest, client)
+
     def error(self, client: Client, exc: errors.CausetteError, ref: str | None) -> None:
         self.hub.send(client.conn, encode(error_event(exc, client.actor.lang, ref)))
 
@@ -332,29 +357,41 @@ class Node:
         """Carry out the service's effects in order. ``Reply``/``Attach``… need a client."""
         for effect in effects:
             match effect:
-                case Publish(channel, event, stream, seq, exclude):
-                    self.bus.publish(
-                        Envelope(channel, encode(event), stream=stream, seq=seq, exclude=exclude)
-                    )
-                case Control(channel, op):
-                    self.publish_control(channel, op)
-                case Reply(event):
-                    if client is not None:
-                        self.hub.send(client.conn, encode(event))
                 case Attach(stream, cursor):
                     if client is not None:
                         client.actor.streams.add(stream)
                         await self.hub.attach(client.conn, stream, cursor)
-                case Detach(stream):
-                    if client is not None:
-                        client.actor.streams.discard(stream)
-                        self.hub.detach(client.conn, stream)
                 case Subscribe(channel):
                     if client is not None:
                         await self.hub.subscribe(client.conn, channel)
-                case Unsubscribe(channel):
-                    if client is not None:
-                        self.hub.unsubscribe(client.conn, channel)
+                case _:
+                    self._carry(effect, client)
+
+    def run_now(self, effects: Iterable[Effect], client: Client | None = None) -> None:
+        """``run`` for effects that need no await (those of a stored room message)."""
+        for effect in effects:
+            self._carry(effect, client)
+
+    def _carry(self, effect: Effect, client: Client | None) -> None:
+        match effect:
+            case Publish(channel, event, stream, seq, exclude):
+                self.bus.publish(
+                    Envelope(channel, encode(event), stream=stream, seq=seq, exclude=exclude)
+                )
+            case Control(channel, op):
+                self.publish_control(channel, op)
+            case Reply(event):
+                if client is not None:
+                    self.hub.send(client.conn, encode(event))
+            case Detach(stream):
+                if client is not None:
+                    client.actor.streams.discard(stream)
+                    self.hub.detach(client.conn, stream)
+            case Unsubscribe(channel):
+                if client is not None:
+                    self.hub.unsubscribe(client.conn, channel)
+            case _:
+                raise TypeError(f"{type(effect).__name__} needs Node.run")
 
     def publish_control(self, channel: str, op: Any) -> None:
         if isinstance(op, Here) and not op.node:

@@ -57,7 +57,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return ws
     client = node.new_client(ws, TransportSink(transport), session, ip_key)
     last_notice = 0
-    pending: set[asyncio.Task[None]] = set()
+    pending = _InFlight()
     try:
         async for msg in ws:
             if client.closing:
@@ -71,47 +71,86 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if not client.bucket.take(now):
                 if now - last_notice >= SLOW_DOWN_NOTICE_MS:
                     last_notice = now
-                    await _settle(pending)
+                    await pending.settle()
                     node.error(client, errors.SlowDown(), command_ref(data) if text else None)
                 continue
             if not text:
-                await _settle(pending)
+                await pending.settle()
                 node.error(client, errors.BinaryNotSupported(), None)
                 continue
             await _handle_frame(node, client, data, config.limits.max_frame_bytes, pending)
     finally:
-        await _settle(pending)  # sends already read finish (acknowledged if still possible)
+        await pending.settle()  # sends already read finish (acknowledged if still possible)
         node.disconnected(client)
     return ws
 
 
+class _InFlight:
+    """The room messages of one connection read but not answered yet."""
+
+    __slots__ = ("_waiter", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def answered(self) -> None:
+        self.count -= 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def below(self, limit: int) -> None:
+        while self.count >= limit:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        self._waiter = None
+
+    async def settle(self) -> None:
+        """Wait for the sends in flight, so that answers keep the order of the frames."""
+        await self.below(1)
+
+
 async def _handle_frame(
-    node: Node, client: Client, data: bytes, max_bytes: int, pending: set[asyncio.Task[None]]
+    node: Node, client: Client, data: bytes, max_bytes: int, pending: _InFlight
 ) -> None:
     try:
         command = decode_command(data, max_bytes)
     except errors.CausetteError as exc:
-        await _settle(pending)
+        await pending.settle()
         node.error(client, exc, command_ref(data) if len(data) <= max_bytes else None)
         return
     if client.greeted and isinstance(command, cmd.Send) and command.stream.startswith("r:"):
         # Room messages are pipelined: the next frames are read while this one is stored (the
-        # store commits appends in groups). Each task stores in the order it was started, so
-        # seqs and acks keep the order of the frames; any other command waits for them.
-        task = asyncio.get_running_loop().create_task(_run(node, client, command))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        if len(pending) >= PIPELINE_DEPTH:
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        # store commits appends in groups), and no task is made for it: it is checked now, and
+        # acknowledged and fanned out when the store answers (decision 8). Appends are stored
+        # in the order they were made, so seqs and acks keep the order of the frames; any other
+        # command, and any error, waits for the sends before it.
+        ref = command.ref or command.local_id
+
+        def answered(error: BaseException | None) -> None:
+            if error is not None:
+                _report(node, client, command, ref, error)
+            pending.answered()
+
+        try:
+            rest = node.send_in_room(client, command, answered)
+        except Exception as exc:
+            await pending.settle()
+            _report(node, client, command, ref, exc)
+            return
+        if rest is None:
+            pending.count += 1
+            await pending.below(PIPELINE_DEPTH)
+            return
+        await pending.settle()
+        try:
+            await rest
+        except Exception as exc:
+            _report(node, client, command, ref, exc)
         return
-    await _settle(pending)
+    await pending.settle()
     await _run(node, client, command)
-
-
-async def _settle(pending: set[asyncio.Task[None]]) -> None:
-    """Wait for the sends in flight, so that answers keep the order of the frames."""
-    if pending:
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _run(node: Node, client: Client, command: cmd.AnyCommand) -> None:
@@ -123,8 +162,16 @@ async def _run(node: Node, client: Client, command: cmd.AnyCommand) -> None:
             await node.greet(client, command)
         else:
             raise errors.HelloRequired()
-    except errors.CausetteError as exc:
+    except Exception as exc:
+        _report(node, client, command, ref, exc)
+
+
+def _report(
+    node: Node, client: Client, command: cmd.AnyCommand, ref: str | None, exc: BaseException
+) -> None:
+    """Answer a failed command: its error, or ``internal_error`` (logged) for a fault of ours."""
+    if isinstance(exc, errors.CausetteError):
         node.error(client, exc, ref)
-    except Exception:
-        log.exception("command_failed", extra={"command": type(command).__name__})
-        node.error(client, errors.InternalError(), ref)
+        return
+    log.error("command_failed", exc_info=exc, extra={"command": type(command).__name__})
+    node.error(client, errors.InternalError(), ref)
