@@ -256,6 +256,35 @@ async def test_other_database_errors_are_not_disguised(tmp_path: Path) -> None:
         assert message.seq == 2
 
 
+async def test_appends_fail_when_the_file_cannot_be_reached_then_recover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker cannot even connect (its connection was lost, the file is gone): every
+    append waiting fails as unavailable, none is left unanswered, and appends work again once
+    the file is back."""
+    async with sql_store(tmp_path / "c.db") as store:
+        await store.ensure_stream(STREAM, T0)
+        await store.append(new_item("m1"))
+        worker = store._worker
+        assert worker is not None
+        engine = worker._engine
+        real_connect = engine.connect
+
+        def unreachable() -> Connection:
+            raise exc.OperationalError("connect", None, sqlite3.OperationalError("disk I/O error"))
+
+        monkeypatch.setattr(engine, "connect", unreachable)
+        assert worker._conn is not None
+        worker._conn.invalidate()  # the next operation must reconnect
+        failed = await asyncio.gather(
+            *(store.append(new_item(f"x{i}")) for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(f, StoreUnavailable) for f in failed)
+        monkeypatch.setattr(engine, "connect", real_connect)
+        message, _ = await store.append(new_item("m2"))
+        assert message.seq == 2
+
+
 async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     async with sql_store(tmp_path / "c.db") as store:
         await store.close()

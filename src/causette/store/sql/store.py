@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias, TypeVar, cast
 
@@ -484,16 +485,13 @@ _NEWEST_DECISIONS_FIRST: Final = (decisions.c.created_at.desc(), decisions.c.id.
 _Pending = tuple[NewItem, AppendDone]
 
 
-def _settle_appends(group: list[_Pending], ok: bool, value: Any) -> None:
-    """Hand each caller of a group its result (failures of the database as the port says)."""
-    if ok:
-        results: list[_Result] = value
-    else:
-        failure = StoreUnavailable() if is_unavailable(value) else value
-        if failure is not value:
-            failure.__cause__ = value
-        results = [failure] * len(group)
-    _hand_out(group, results)
+def _failure(error: BaseException) -> BaseException:
+    """A failed append as the port says it: a database that cannot serve is ``StoreUnavailable``."""
+    if not is_unavailable(error):
+        return error
+    failure = StoreUnavailable()
+    failure.__cause__ = error
+    return failure
 
 
 def _hand_out(group: list[_Pending], results: list[_Result]) -> None:
@@ -782,7 +780,9 @@ class SqlStore:
         # Group commit: appends waiting for the writer, and the writer task while it runs.
         self._appends: list[_Pending] = []
         self._appender: asyncio.Task[None] | None = None
-        self._append_soon = False
+        # SQLite: the lock guards ``_appends`` and ``_append_queued``, shared with the worker.
+        self._append_lock = threading.Lock()
+        self._append_queued = False
 
     @property
     def engine(self) -> AsyncEngine:
@@ -978,45 +978,68 @@ class SqlStore:
         """Appends are committed in groups: every append that arrives while a group is being
         written waits for the next one, which takes them all in one transaction (a handful of
         statements, whatever its size). Seqs follow the order of the calls."""
-        self._appends.append((item, done))
-        if self._worker is not None:
-            # SQLite: the worker runs operations in order, so a group need not wait for the one
-            # before it: the appends of each loop tick leave at the end of the tick.
-            if not self._append_soon:
-                self._append_soon = True
-                asyncio.get_running_loop().call_soon(self._submit_appends)
-        elif self._appender is None:
-            self._appender = asyncio.get_running_loop().create_task(self._write_appends())
+        if self._worker is None:
+            self._appends.append((item, done))
+            if self._appender is None:
+                self._appender = asyncio.get_running_loop().create_task(self._write_appends())
+            return
+        if self._closed:
+            asyncio.get_running_loop().call_soon(done, StoreUnavailable())
+            return
+        # SQLite: the worker takes every append waiting when it gets to the job, so a group
+        # forms while it is busy, and an append made while it idles leaves at once (no loop
+        # turn spent gathering).
+        with self._append_lock:
+            self._appends.append((item, done))
+            if self._append_queued:
+                return
+            self._append_queued = True
+        taken: list[_Pending] = []  # what the job took, answered with an error if it fails
+        self._worker.submit_then(
+            functools.partial(self._take_appends, taken),
+            "NONE",
+            False,
+            functools.partial(self._appends_answered, taken),
+        )
 
-    def _submit_appends(self) -> None:
-        assert self._worker is not None
-        self._append_soon = False
-        while self._appends:
-            group = self._appends[:APPEND_GROUP]
-            del self._appends[:APPEND_GROUP]
-            if self._closed:
-                _hand_out(group, [StoreUnavailable()] * len(group))
-                continue
-            items = [item for item, _ in group]
-            self._worker.submit_then(
-                self._sqlite_append(items), "NONE", False, functools.partial(_settle_appends, group)
-            )
-
-    @staticmethod
-    def _sqlite_append(items: list[NewItem]) -> Callable[[Connection], list[_Result]]:
-        """Straight through the driver: a group of any size is a handful of statements."""
-
-        def run(conn: Connection) -> list[_Result]:
-            driver = conn.connection.driver_connection
-            assert isinstance(driver, sqlite3.Connection)
+    def _take_appends(
+        self, taken: list[_Pending], conn: Connection
+    ) -> list[tuple[list[_Pending], list[_Result]]]:
+        """On the worker's thread: store what is waiting, in groups of at most APPEND_GROUP;
+        a failing group fails each of its callers, never the others."""
+        with self._append_lock:
+            waiting, self._appends = self._appends, []
+            self._append_queued = False
+        taken.extend(waiting)
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        answers = []
+        for start in range(0, len(waiting), APPEND_GROUP):
+            group = waiting[start : start + APPEND_GROUP]
             try:
-                return _sqlite_append_group(driver, items)
+                results = _sqlite_append_group(driver, [item for item, _ in group])
             except sqlite3.Error as error:  # as SQLAlchemy would have raised it
-                raise exc.DBAPIError.instance(
+                wrapped = exc.DBAPIError.instance(
                     "append", None, error, sqlite3.Error, dialect=conn.dialect
-                ) from error
+                )
+                results = [_failure(wrapped)] * len(group)
+            except Exception as error:
+                results = [error] * len(group)
+            answers.append((group, results))
+        return answers
 
-        return run
+    def _appends_answered(self, taken: list[_Pending], ok: bool, value: Any) -> None:
+        if ok:
+            for group, results in value:
+                _hand_out(group, results)
+            return
+        if not taken:
+            # The job failed before it took anything (no connection to the file): what waits
+            # fails, and the next append queues a new job.
+            with self._append_lock:
+                taken, self._appends = self._appends, []
+                self._append_queued = False
+        _hand_out(taken, [_failure(value)] * len(taken))
 
     async def _write_appends(self) -> None:
         try:
