@@ -292,7 +292,9 @@ class RedisBus:
                     # Bounded: a connection accepted while Redis restarts may never answer.
                     async with asyncio.timeout(CONNECT_TIMEOUT):
                         await self._open_subscriber()
-                except (RedisError, OSError, TimeoutError) as error:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # whatever it is, the node must not stay deaf
                     log.warning("bus_reconnect_failed", extra={"reason": type(error).__name__})
                     self._drop_subscriber()
                     await asyncio.sleep(delay)
@@ -316,7 +318,10 @@ class RedisBus:
                 continue
             if response is None:
                 continue
-            self._handle(response)
+            try:
+                self._handle(response)
+            except Exception:  # a fault of ours in one delivery must not stop the reader
+                log.exception("bus_deliver_failed")
 
     def _handle(self, response: Any) -> None:
         kind = response[0]
