@@ -245,11 +245,12 @@ class Node:
 
     def send_in_room(
         self, client: Client, command: cmd.Send, answered: Callable[[BaseException | None], None]
-    ) -> Coroutine[Any, Any, None] | None:
+    ) -> Coroutine[Any, Any, list[Effect]] | None:
         """A room message without a task or an await (decision 8): the checks run now and
         raise as ``command`` would; the ack and the fan-out happen in the loop turn of the
-        store's answer, then ``answered`` is called (with what failed, if anything). Returns a
-        coroutine to await instead when the send needs the full path (``start_room_send``)."""
+        store's answer, then ``answered`` is called (with what failed, if anything). Returns,
+        when the send needs the full path, the coroutine giving its effects
+        (``start_room_send``), for ``run``."""
 
         def done(result: list[Effect] | BaseException) -> None:
             if isinstance(result, BaseException):
@@ -262,11 +263,7 @@ class Node:
                 return
             answered(None)
 
-        rest = self.service.start_room_send(client.actor, command, done)
-        return None if rest is None else self._run_rest(client, rest)
-
-    async def _run_rest(self, client: Client, rest: Awaitable[list[Effect]]) -> None:
-        await self.run(await rest, client)
+        return self.service.start_room_send(client.actor, command, done)
 
     def error(self, client: Client, exc: errors.CausetteError, ref: str | None) -> None:
         self.hub.send(client.conn, encode(error_event(exc, client.actor.lang, ref)))

@@ -143,9 +143,13 @@ async def _handle_frame(
             pending.count += 1
             await pending.below(PIPELINE_DEPTH)
             return
-        await pending.settle()
         try:
-            await rest
+            await pending.settle()
+        except BaseException:
+            rest.close()  # the connection is going: the held send never started
+            raise
+        try:
+            await node.run(await rest, client)
         except Exception as exc:
             _report(node, client, command, ref, exc)
         return
