@@ -16,12 +16,13 @@ from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
 class Recorder(Sink):
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.backlog = 0
 
     def write(self, frame: bytes) -> None:
         self.frames.append(frame)
 
-    def buffered(self) -> int:
-        return 0
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
 
     def is_closing(self) -> bool:
         return False
@@ -62,6 +63,46 @@ async def test_connections_queued_the_same_events_share_one_frame() -> None:
     h.send(a, ack)
     h.flush()
     assert sa.frames[1] == ws_text_frame(b"[" + ack + b"]")
+
+
+async def test_each_connection_gets_exactly_its_own_events_whatever_its_neighbours_got() -> None:
+    """Connections flushed one after another with one, several, the same or equal events: each
+    frame holds that connection's events, in order, and nothing is carried to the next tick."""
+    h = hub()
+    conns = [connection(str(n)) for n in range(6)]
+    one, two, three = b'{"n":1}', b'{"n":2}', b'{"n":3}'
+    queued = [[one], [one, two], [one, two, three], [bytes(one), bytes(two)], [one], [two]]
+    for (conn, _), events in zip(conns, queued, strict=True):
+        for event in events:
+            h.send(conn, event)
+    h.flush()
+    for (_, sink), events in zip(conns, queued, strict=True):
+        assert sink.frames == [ws_text_frame(b"[" + b",".join(events) + b"]")]
+    h.send(conns[1][0], three)
+    h.flush()
+    assert conns[1][1].frames[1] == ws_text_frame(b"[" + three + b"]")
+    assert all(len(sink.frames) == 1 for _, sink in conns[2:])
+
+
+async def test_closed_and_overflowing_connections_are_skipped_and_start_afresh() -> None:
+    h = hub()
+    (closed, s_closed), (full, s_full), (ok, s_ok) = (connection(n) for n in "abc")
+    cut: list[Connection] = []
+    full.on_overflow = cut.append
+    s_full.backlog = 2 << 20  # more than the hub's limit (1 MiB) waiting in the socket
+    for conn in (closed, full, ok):
+        h.send(conn, b"1")
+        h.send(conn, b"2")
+    h.remove(closed)
+    h.flush()
+    assert s_closed.frames == []
+    assert s_full.frames == []
+    assert cut == [full]
+    assert s_ok.frames == [ws_text_frame(b"[1,2]")]
+    s_full.backlog = 0
+    h.send(full, b"3")  # what was dropped is not written later
+    h.flush()
+    assert s_full.frames == [ws_text_frame(b"[3]")]
 
 
 async def test_a_stream_attached_twice_at_once_is_synced_once() -> None:

@@ -22,7 +22,7 @@ import logging
 import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -49,59 +49,27 @@ def ws_text_frame(payload: bytes) -> bytes:
     return _PACK_LEN3(_TEXT_FIN, 127, n) + payload
 
 
-class Sink:
-    """Where a connection's frames go: the seam to the transport (swap for another library or a
-    test double without touching the fan-out)."""
+class Sink(Protocol):
+    """Where a connection's frames go: the part of ``asyncio.WriteTransport`` the fan-out uses,
+    so that a transport is its own sink (a test double implements these three methods). The
+    flush calls them on the transport itself: one object touched per recipient, nothing of ours
+    in between."""
 
-    def write(self, frame: bytes) -> None:
-        raise NotImplementedError
+    def write(self, data: bytes) -> None: ...
 
-    def buffered(self) -> int:
+    def get_write_buffer_size(self) -> int:
         """Bytes accepted but not yet sent to the peer."""
-        raise NotImplementedError
+        ...
 
-    def is_closing(self) -> bool:
-        raise NotImplementedError
-
-    def calls(self) -> tuple[Callable[[bytes], None], Callable[[], int], Callable[[], bool]]:
-        """``write``, ``buffered`` and ``is_closing`` as plain callables, for the flush to call
-        once per recipient without a method of ours in between."""
-        return self.write, self.buffered, self.is_closing
-
-
-class TransportSink(Sink):
-    __slots__ = ("transport",)
-
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
-        self.transport = transport
-
-    def write(self, frame: bytes) -> None:
-        self.transport.write(frame)
-
-    def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-    def calls(self) -> tuple[Callable[[bytes], None], Callable[[], int], Callable[[], bool]]:
-        # The transport's own methods (C code on uvloop).
-        t = self.transport
-        return t.write, t.get_write_buffer_size, t.is_closing
+    def is_closing(self) -> bool: ...
 
 
 class Connection:
-    __slots__ = (
-        "buffered",
-        "channels",
-        "closed",
-        "id",
-        "is_closing",
-        "on_overflow",
-        "person_id",
-        "queue",
-        "write",
-    )
+    """A connection as the fan-out sees it. Its queue for the current tick is ``head`` (the first
+    event, or None) and ``more`` (a list only once a second event is queued): the common case,
+    one event per tick, touches no list."""
+
+    __slots__ = ("channels", "closed", "head", "id", "more", "on_overflow", "person_id", "sink")
 
     def __init__(
         self,
@@ -112,8 +80,9 @@ class Connection:
     ) -> None:
         self.id = conn_id
         self.person_id = person_id
-        self.write, self.buffered, self.is_closing = sink.calls()
-        self.queue: list[bytes] = []
+        self.sink = sink
+        self.head: bytes | None = None
+        self.more: list[bytes] | None = None
         self.channels: set[str] = set()
         self.closed = False
         self.on_overflow = on_overflow
@@ -346,10 +315,13 @@ class Hub:
         for conn in members:
             if exclude and conn.person_id in exclude:
                 continue
-            queue = conn.queue
-            if not queue:
+            if conn.head is None:
+                conn.head = data
                 dirty.append(conn)
-            queue.append(data)
+            elif conn.more is None:
+                conn.more = [data]
+            else:
+                conn.more.append(data)
         self.events_queued += len(members)
         if not self._flush_scheduled and dirty:
             self._flush_scheduled = True
@@ -359,9 +331,13 @@ class Hub:
         """Queue one encoded event for one connection (replies, syncs)."""
         if conn.closed:
             return
-        if not conn.queue:
+        if conn.head is None:
+            conn.head = data
             self._dirty.append(conn)
-        conn.queue.append(data)
+        elif conn.more is None:
+            conn.more = [data]
+        else:
+            conn.more.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -375,45 +351,48 @@ class Hub:
         dirty, self._dirty = self._dirty, []
         limit = self.max_queue_bytes
         # Connections that were queued the same events (every member of a busy room) get the
-        # same frame: built once, keyed by the identity of the queued objects. ``keep`` holds
+        # same frame, built once: the common case is the same events as the previous connection
+        # (compared by identity, or by value for several: equal bytes make an equal frame);
+        # otherwise a frame is looked up by the identity of the queued objects. ``keep`` holds
         # the objects of every key until the end, so that no identity is reused meanwhile.
         frames: dict[object, bytes] = {}
         keep: list[object] = []
-        last: object = None  # the common case: the same single event as the previous connection
+        last: bytes | None = None  # the previous connection's single event, or first of several
+        last_more: list[bytes] | None = None  # and the rest of its events
         frame = b""
         sent = 0
         for conn in dirty:
-            queue = conn.queue
-            if not queue:
+            head = conn.head
+            if head is None:
+                continue  # written by an earlier flush this tick
+            more = conn.more
+            conn.head = conn.more = None
+            if conn.closed:
                 continue
-            if conn.closed or conn.is_closing():
-                queue.clear()
+            sink = conn.sink
+            if sink.is_closing():
                 continue
-            if conn.buffered() > limit:
+            if sink.get_write_buffer_size() > limit:
                 # A connection that cannot keep up is cut, never allowed to slow the others;
                 # its client resumes from its cursors.
-                queue.clear()
                 self.slow_disconnects += 1
                 conn.on_overflow(conn)
                 continue
-            if len(queue) == 1:
-                first = queue[0]
-                if first is not last:
-                    known = frames.get(id(first))
+            if more is None:
+                if head is not last or last_more is not None:
+                    known = frames.get(id(head))
                     if known is None:
-                        known = frames[id(first)] = ws_text_frame(b"[" + first + b"]")
-                        keep.append(first)
-                    frame, last = known, first
-            else:
-                last = None
-                key = tuple(map(id, queue))
+                        known = frames[id(head)] = ws_text_frame(b"[" + head + b"]")
+                        keep.append(head)
+                    frame, last, last_more = known, head, None
+            elif head is not last or more != last_more:
+                key = (id(head), *map(id, more))
                 known = frames.get(key)
                 if known is None:
-                    known = frames[key] = ws_text_frame(b"[" + b",".join(queue) + b"]")
-                    keep.append(tuple(queue))
-                frame = known
-            queue.clear()
-            conn.write(frame)
+                    known = frames[key] = ws_text_frame(b"[" + b",".join((head, *more)) + b"]")
+                    keep.append((head, more))
+                frame, last, last_more = known, head, more
+            sink.write(frame)
             sent += 1
         self.frames_sent += sent
 

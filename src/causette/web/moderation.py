@@ -36,7 +36,7 @@ from causette.core.wording import seconds
 from causette.ids import token_hash
 from causette.safety.accounts import SESSION_HOURS, Accounts
 from causette.safety.categories import CATEGORIES
-from causette.web.fanout import Connection, TransportSink
+from causette.web.fanout import Connection
 from causette.web.http import (
     _require_same_origin,
     is_secure,
@@ -542,7 +542,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     conn = Connection(
         conn_id,
         f"mod:{moderator.id}:{conn_id}",
-        TransportSink(transport),
+        transport,
         lambda c: _overflow(console, c),
     )
     sock = ModSocket(ws=ws, conn=conn, moderator=moderator, token_hash=token_hash(token))

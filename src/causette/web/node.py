@@ -319,8 +319,8 @@ class Node:
                 message=_bye_message(errors.TooSlow.code, client.actor.lang),
                 reconnect=True,
             )
-            if not conn.is_closing():
-                conn.write(ws_text_frame(b"[" + encode(bye) + b"]"))
+            if not conn.sink.is_closing():
+                conn.sink.write(ws_text_frame(b"[" + encode(bye) + b"]"))
             self._spawn(client.ws.close(code=CLOSE_TRY_AGAIN, message=b"too_slow"))
 
     def _offline_expired(self, person: str) -> None:

@@ -10,7 +10,6 @@ from aiohttp import WSMsgType, web
 from causette import errors
 from causette.core import commands as cmd
 from causette.core import events as ev
-from causette.web.fanout import TransportSink
 from causette.web.http import current_session, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
 from causette.web.node import CLOSE_POLICY, Client, Node
@@ -55,7 +54,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.send_str("[" + encode(bye).decode() + "]")
         await ws.close(code=CLOSE_POLICY, message=exc.code.encode())
         return ws
-    client = node.new_client(ws, TransportSink(transport), session, ip_key)
+    client = node.new_client(ws, transport, session, ip_key)
     last_notice = 0
     pending = _InFlight()
     try:
