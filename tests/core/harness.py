@@ -269,9 +269,9 @@ class Harness:
                 target = self.by_id.get(person)
                 if target is not None and target.actor is not None:
                     if hidden:
-                        target.actor.hidden.add(other)
+                        target.actor.hidden |= {other}
                     else:
-                        target.actor.hidden.discard(other)
+                        target.actor.hidden -= {other}
             case CloseConnection(person, code, _, keep):
                 target = self.by_id.get(person)
                 if target is not None and target.actor and target.actor.conn_id != keep:

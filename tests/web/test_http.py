@@ -369,8 +369,21 @@ async def test_pages_carry_security_headers(server: RunningServer, path: str) ->
     assert "{{" not in text  # every placeholder was filled
 
 
-async def test_api_answers_carry_security_headers_too(server: RunningServer) -> None:
-    _, _, resp = await request(server, "GET", "/api/geo/postal/00000")
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/geo/postal/00000", 404),  # an error answered by a handler
+        ("GET", "/api/session", 401),
+        ("GET", "/static/app.css", 200),  # a file
+        ("GET", "/no-such-page", 404),  # aiohttp's own answer
+        ("GET", "/ws", 403),  # a WebSocket refused before the upgrade (no Origin)
+    ],
+)
+async def test_every_answer_carries_security_headers(
+    server: RunningServer, method: str, path: str, status: int
+) -> None:
+    got, _, resp = await request(server, method, path)
+    assert got == status
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
 

@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 
 TYPING_MIN_INTERVAL_MS = 1000
 RECENT_TEXTS = 50  # texts a person sent lately, kept to refuse floods of one text
+#: The one empty set of hidden people, shared by everyone who hides nobody.
+NOBODY: frozenset[str] = frozenset()
 
 
 #: Called with a room send's effects, or what failed (``ChatService.start_room_send``).
@@ -127,7 +129,9 @@ class Actor:
     #: Streams this connection is attached to (rooms joined, private conversations).
     streams: set[str] = field(default_factory=set)
     #: People hidden from this person's lists: those they blocked and those who blocked them.
-    hidden: set[str] = field(default_factory=set)
+    #: Replaced, never changed in place: most people hide nobody and share the empty one, and it
+    #: goes into a ``Publish`` as it is.
+    hidden: frozenset[str] = NOBODY
     watching_site: bool = False
     last_typing_ms: int = 0
     #: Keyed hash of the connection's network (per-network limits), never the address.
@@ -333,7 +337,7 @@ class ChatService:
         me = actor.session
         blocked = await self.store.blocked_by(me.id)
         blockers = await self.store.blockers_of(me.id)
-        actor.hidden = set(blocked) | set(blockers)
+        actor.hidden = frozenset((*blocked, *blockers)) or NOBODY
         decisions: list[ev.DecisionView] = []
         if self.moderation is not None:
             decisions = await self.moderation.decisions_about(me.id, me.lang)
@@ -368,7 +372,7 @@ class ChatService:
 
     def came_online(self, actor: Actor, rooms: Sequence[str]) -> list[Effect]:
         profile = actor.session.profile
-        hidden = frozenset(actor.hidden)
+        hidden = actor.hidden
         effects: list[Effect] = [
             Control(PRESENCE_CHANNEL, Here(profile=profile, rooms=list(rooms)))
         ]
@@ -663,7 +667,7 @@ class ChatService:
                 Publish(
                     stream,
                     ev.Members(room=slug, add=[actor.session.profile]),
-                    exclude=frozenset(actor.hidden),
+                    exclude=actor.hidden,
                 )
             )
             effects.append(Control(PRESENCE_CHANNEL, RoomJoin(person=actor.id, room=slug)))
@@ -803,7 +807,7 @@ class ChatService:
         if person not in blocked and len(blocked) >= self.config.sessions.max_blocks:
             raise errors.TooManyBlocks(field="person", max=self.config.sessions.max_blocks)
         await self.store.block(actor.id, person, self.clock.now_ms())
-        actor.hidden.add(person)
+        actor.hidden |= {person}
         return [
             Reply(
                 ev.Blocked(people=await self._person_refs(await self.store.blocked_by(actor.id)))
@@ -816,7 +820,7 @@ class ChatService:
         await self.store.unblock(actor.id, person)
         still_hidden = await self.store.is_blocked_either_way(actor.id, person)
         if not still_hidden:
-            actor.hidden.discard(person)
+            actor.hidden -= {person}
         return [
             Reply(
                 ev.Blocked(people=await self._person_refs(await self.store.blocked_by(actor.id)))

@@ -69,10 +69,8 @@ def create_app(
     geo: Geo | None = None,
 ) -> web.Application:
     """Build the application. Ports not given are opened from the configuration at startup."""
-    app = web.Application(
-        client_max_size=config.limits.max_body_bytes,
-        middlewares=[http.security_headers, http.errors_as_json],
-    )
+    app = web.Application(client_max_size=config.limits.max_body_bytes)
+    app.on_response_prepare.append(http.add_security_headers)
     app[CONFIG] = config
     app[GEO] = geo or Geo.load()
     app[SECRET] = load_secret(config)

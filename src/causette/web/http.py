@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from aiohttp import web
@@ -145,38 +147,55 @@ async def read_json(request: web.Request, kind: type[_T]) -> _T:
         raise errors.BadRequest(detail="the body is not valid JSON") from exc
 
 
-# --- middlewares -----------------------------------------------------------------------------
+# --- every answer ----------------------------------------------------------------------------
+# No middleware: aiohttp keeps a middleware's coroutine frame (and one of its own) alive for as
+# long as its handler runs, that is for each WebSocket's whole life. The headers are added when
+# any answer is prepared (WebSocket upgrades and aiohttp's own 404s included), errors are turned
+# into JSON by a wrapper around each HTTP handler; the WebSocket handlers answer their refusals
+# themselves (``error_answer``).
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
-        if is_secure(request, request.app[CONFIG]):
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
+async def add_security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer carries the security headers, except a WebSocket's
+    upgrade (they say nothing to a WebSocket, and its answer's headers live as long as it)."""
+    if isinstance(response, web.WebSocketResponse):
+        return
+    response.headers.update(SECURITY_HEADERS)
+    app_request = cast(web.Request, request)  # the signal is the application's: a Request
+    if is_secure(app_request, app_request.app[CONFIG]):
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
 
 
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON answer for what a handler raised; aiohttp's own HTTP exceptions go on."""
     config = request.app[CONFIG]
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except errors.CausetteError as exc:
+    if isinstance(exc, errors.CausetteError):
         return error_response(exc, pick_lang(request, config))
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(errors.BodyTooLarge(), pick_lang(request, config))
-    except web.HTTPNotFound:
-        if request.path.startswith("/api/"):
-            return error_response(errors.NotFound(), pick_lang(request, config))
-        raise
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("request_failed", extra={"route": _route(request)})
-        return error_response(errors.InternalError(), pick_lang(request, config))
+    if isinstance(exc, web.HTTPException):
+        raise exc
+    log.error("request_failed", extra={"route": _route(request)}, exc_info=exc)
+    return error_response(errors.InternalError(), pick_lang(request, config))
+
+
+def json_errors(handler: Handler) -> Handler:
+    """``handler``, with what it raises answered as JSON errors (``error_answer``)."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return error_answer(request, exc)
+
+    return answer
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise errors.NotFound()
 
 
 def _route(request: web.Request) -> str:
@@ -538,18 +557,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index, name="index")
-    app.router.add_get("/rules", rules_page, name="rules")
-    app.router.add_get("/decision/{code}", decision_page, name="decision")
-    app.router.add_get("/case/{code}", case_page, name="case")
-    app.router.add_get("/api/site", site_info)
-    app.router.add_get("/api/geo/postal/{code}", geo_postal)
-    app.router.add_get("/api/geo/areas", geo_areas)
-    app.router.add_post("/api/session", enter)
-    app.router.add_get("/api/session", whoami)
-    app.router.add_delete("/api/session", leave_site)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/api/decisions/{code}", decision)
-    app.router.add_post("/api/decisions/{code}/appeal", appeal)
-    app.router.add_post("/api/ban-cookie", claim_ban_cookie)
-    app.router.add_get("/api/cases/{code}", case_status)
+    app.router.add_get("/", json_errors(index), name="index")
+    app.router.add_get("/rules", json_errors(rules_page), name="rules")
+    app.router.add_get("/decision/{code}", json_errors(decision_page), name="decision")
+    app.router.add_get("/case/{code}", json_errors(case_page), name="case")
+    app.router.add_get("/api/site", json_errors(site_info))
+    app.router.add_get("/api/geo/postal/{code}", json_errors(geo_postal))
+    app.router.add_get("/api/geo/areas", json_errors(geo_areas))
+    app.router.add_post("/api/session", json_errors(enter))
+    app.router.add_get("/api/session", json_errors(whoami))
+    app.router.add_delete("/api/session", json_errors(leave_site))
+    app.router.add_get("/healthz", json_errors(healthz))
+    app.router.add_get("/api/decisions/{code}", json_errors(decision))
+    app.router.add_post("/api/decisions/{code}/appeal", json_errors(appeal))
+    app.router.add_post("/api/ban-cookie", json_errors(claim_ban_cookie))
+    app.router.add_get("/api/cases/{code}", json_errors(case_status))
+    # Last: anything else under /api answers a JSON ``not_found``.
+    app.router.add_route("*", "/api/{tail:.*}", json_errors(not_found))

@@ -39,9 +39,12 @@ from causette.safety.categories import CATEGORIES
 from causette.web.fanout import Connection
 from causette.web.http import (
     _require_same_origin,
+    error_answer,
     is_secure,
+    json_errors,
     json_response,
     network_key,
+    not_found,
     pick_lang,
     read_json,
 )
@@ -516,6 +519,17 @@ async def audit_json(request: web.Request) -> web.Response:
 # --- live queue ------------------------------------------------------------------------------
 
 
+async def _admit(request: web.Request, node: Node) -> Moderator:
+    """The moderator a console WebSocket may open for, or the reason it may not (raised)."""
+    if node.shutting_down:
+        raise errors.ShuttingDown()
+    _require_same_origin(request)
+    moderator = await current_moderator(request)
+    if moderator is None:
+        raise errors.ModeratorRequired()
+    return moderator
+
+
 async def websocket(request: web.Request) -> web.StreamResponse:
     """Read-only: the console receives ``case`` and ``appeal`` events; what it sends is
     ignored. The first frame holds ``ready`` once the subscription is live (the console loads
@@ -523,13 +537,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     node: Node = request.app[NODE]
     console = request.app[CONSOLE]
-    if node.shutting_down:
-        raise errors.ShuttingDown()
-    _require_same_origin(request)
     token = request.cookies.get(COOKIE, "")
-    moderator = await current_moderator(request)
-    if moderator is None:
-        raise errors.ModeratorRequired()
+    try:
+        moderator = await _admit(request, node)
+    except Exception as exc:
+        return error_answer(request, exc)  # before the upgrade: an HTTP answer
     ws = web.WebSocketResponse(
         heartbeat=config.limits.heartbeat_seconds, max_msg_size=4096, compress=False
     )
@@ -592,10 +604,6 @@ async def _watch(app: web.Application, sock: ModSocket, token: str) -> None:
             app[CONSOLE].close(sock, errors.ModeratorRequired.code, reconnect=False, node=app[NODE])
 
 
-async def not_found(request: web.Request) -> web.Response:
-    raise errors.NotFound()
-
-
 # --- wiring ----------------------------------------------------------------------------------
 
 
@@ -616,21 +624,21 @@ def add_routes(app: web.Application) -> None:
 
     app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)
-    app.router.add_get("/mod", console_page, name="mod")
-    app.router.add_get("/mod/", console_slash)
+    app.router.add_get("/mod", json_errors(console_page), name="mod")
+    app.router.add_get("/mod/", json_errors(console_slash))
     app.router.add_get("/mod/ws", websocket, name="mod_ws")
-    app.router.add_post("/mod/api/login", login)
-    app.router.add_post("/mod/api/logout", logout)
-    app.router.add_get("/mod/api/me", me)
-    app.router.add_get("/mod/api/categories", categories)
-    app.router.add_get("/mod/api/queue", queue)
-    app.router.add_get("/mod/api/cases/{id}", case_detail)
-    app.router.add_post("/mod/api/cases/{id}/decide", decide)
-    app.router.add_post("/mod/api/cases/{id}/dismiss", dismiss)
-    app.router.add_get("/mod/api/appeals", appeals)
-    app.router.add_post("/mod/api/appeals/{id}/decide", decide_appeal)
-    app.router.add_get("/mod/api/audit", audit)
-    app.router.add_get("/mod/api/audit.csv", audit_csv)
-    app.router.add_get("/mod/api/audit.json", audit_json)
+    app.router.add_post("/mod/api/login", json_errors(login))
+    app.router.add_post("/mod/api/logout", json_errors(logout))
+    app.router.add_get("/mod/api/me", json_errors(me))
+    app.router.add_get("/mod/api/categories", json_errors(categories))
+    app.router.add_get("/mod/api/queue", json_errors(queue))
+    app.router.add_get("/mod/api/cases/{id}", json_errors(case_detail))
+    app.router.add_post("/mod/api/cases/{id}/decide", json_errors(decide))
+    app.router.add_post("/mod/api/cases/{id}/dismiss", json_errors(dismiss))
+    app.router.add_get("/mod/api/appeals", json_errors(appeals))
+    app.router.add_post("/mod/api/appeals/{id}/decide", json_errors(decide_appeal))
+    app.router.add_get("/mod/api/audit", json_errors(audit))
+    app.router.add_get("/mod/api/audit.csv", json_errors(audit_csv))
+    app.router.add_get("/mod/api/audit.json", json_errors(audit_json))
     # Last: anything else under /mod/api answers a JSON ``not_found`` like /api does.
-    app.router.add_route("*", "/mod/api/{tail:.*}", not_found)
+    app.router.add_route("*", "/mod/api/{tail:.*}", json_errors(not_found))

@@ -446,10 +446,10 @@ class Node:
                 client = self._client_of(person)
                 if client is not None:
                     if hidden:
-                        client.actor.hidden.add(other)
+                        client.actor.hidden |= {other}
                         self.hub.send(client.conn, encode(ev.Presence(remove=[other])))
                     else:
-                        client.actor.hidden.discard(other)
+                        client.actor.hidden -= {other}
 
     def _client_of(self, person: str) -> Client | None:
         conn = self.hub.by_person.get(person)

@@ -10,7 +10,8 @@ from aiohttp import WSMsgType, web
 from causette import errors
 from causette.core import commands as cmd
 from causette.core import events as ev
-from causette.web.http import current_session, network_key, origin_allowed
+from causette.core.models import Session
+from causette.web.http import current_session, error_answer, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
 from causette.web.node import CLOSE_POLICY, Client, Node
 from causette.web.protocol import command_ref, decode_command, encode
@@ -23,17 +24,26 @@ SLOW_DOWN_NOTICE_MS = 1000
 PIPELINE_DEPTH = 256
 
 
-async def websocket(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    node = request.app[NODE]
+async def _admit(request: web.Request, node: Node) -> Session:
+    """The session a WebSocket may open for, or the reason it may not (raised)."""
     if node.shutting_down:
         raise errors.ShuttingDown()
-    if not origin_allowed(request, config):
+    if not origin_allowed(request, request.app[CONFIG]):
         log.info("ws_origin_refused")
         raise errors.OriginForbidden()
     session = await current_session(request)
     if session is None:
         raise errors.NotAuthenticated()
+    return session
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    node = request.app[NODE]
+    try:
+        session = await _admit(request, node)
+    except Exception as exc:
+        return error_answer(request, exc)  # before the upgrade: an HTTP answer
     ip_key = network_key(request)
     ws = web.WebSocketResponse(
         heartbeat=config.limits.heartbeat_seconds,
@@ -49,10 +59,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         # Refused after the upgrade, with a bye: a browser cannot read an HTTP refusal of a
         # WebSocket, and would keep reconnecting without knowing why.
         log.info("ws_network_full")
-        exc = errors.TooManyConnections()
-        bye = ev.Bye(code=exc.code, message=exc.message(session.lang), reconnect=False)
+        full = errors.TooManyConnections()
+        bye = ev.Bye(code=full.code, message=full.message(session.lang), reconnect=False)
         await ws.send_str("[" + encode(bye).decode() + "]")
-        await ws.close(code=CLOSE_POLICY, message=exc.code.encode())
+        await ws.close(code=CLOSE_POLICY, message=full.code.encode())
         return ws
     client = node.new_client(ws, transport, session, ip_key)
     last_notice = 0
