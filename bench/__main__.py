@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import report
 from bench.engine import Pool
-from bench.scenarios import S1_RATES, SCENARIOS, Context, Params
+from bench.scenarios import INTERLEAVED, S1_RATES, SCENARIOS, Context, Params
 from bench.systems import available
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,8 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "scenarios",
         nargs="*",
-        default=["S1", "S2", "S3", "S5"],
-        help=f"scenarios to run (default S1 S2 S3 S5; all: {' '.join(SCENARIOS)})",
+        default=["S1", "S2", "S3", "S5", "CPU"],
+        help="scenarios to run (default S1 S2 S3 S5 CPU; all: "
+        f"{' '.join([*SCENARIOS, *INTERLEAVED])})",
     )
     p.add_argument(
         "--systems",
@@ -61,14 +62,48 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--s8-room", type=int, default=1000)
     p.add_argument("--s8-rate", type=float, default=50.0)
     p.add_argument("--s8-duration", type=float, default=20.0)
+    p.add_argument("--cpu-listeners", type=int, default=1000)
+    p.add_argument("--cpu-rounds", type=int, default=3, help="turns of each system in CPU")
     return p.parse_args(argv)
+
+
+def _fresh_pool(pool: Pool, workers: int) -> Pool:
+    """After a failure: the workers may hold half-open clients."""
+    pool.close()
+    return Pool(workers)
+
+
+def _interleaved(ctx: Context, name: str, results: dict[str, Any]) -> bool:
+    """Run a scenario whose systems take turns; True if it failed."""
+    run, systems, _ = INTERLEAVED[name]
+    by_system: dict[str, Any] = results["scenarios"].setdefault(name, {})
+    chosen = []
+    for system in [s for s in ctx.params.systems if s in systems]:
+        why = available(system)
+        if why:
+            print(f"{name} {system}: skipped: {why}")
+            by_system[system] = {"skipped": why}
+        else:
+            chosen.append(system)
+    began = time.monotonic()
+    try:
+        by_system.update(run(ctx, chosen))
+    except Exception as exc:
+        traceback.print_exc()
+        for system in chosen:
+            by_system[system] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:500]}
+        ctx.pool = _fresh_pool(ctx.pool, ctx.params.workers)
+        return True
+    finally:
+        print(f"{name}: {time.monotonic() - began:.0f} s")
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     wanted = [s.upper() for s in args.scenarios]
-    unknown = [s for s in wanted if s not in SCENARIOS]
+    unknown = [s for s in wanted if s not in SCENARIOS and s not in INTERLEAVED]
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
@@ -97,20 +132,27 @@ def main(argv: list[str] | None = None) -> int:
         s8_room=args.s8_room,
         s8_rate=args.s8_rate,
         s8_duration=args.s8_duration,
+        cpu_listeners=args.cpu_listeners,
+        cpu_rounds=args.cpu_rounds,
     )
     results: dict[str, Any] = {
         "started": started,
         "command": "python -m bench " + shlex.join(argv),
         "machine": report.machine(),
         "params": vars(params),
-        "descriptions": {name: desc for name, (_, _, desc) in SCENARIOS.items()},
+        "descriptions": {
+            name: desc for name, (_, _, desc) in [*SCENARIOS.items(), *INTERLEAVED.items()]
+        },
         "scenarios": {},
     }
-    pool = Pool(args.workers)
-    ctx = Context(params, pool, out / "work")
+    ctx = Context(params, Pool(args.workers), out / "work")
     failed = False
     try:
         for name in wanted:
+            if name in INTERLEAVED:
+                failed = _interleaved(ctx, name, results) or failed
+                report.write(results, out)
+                continue
             run, systems, _ = SCENARIOS[name]
             by_system: dict[str, Any] = results["scenarios"].setdefault(name, {})
             for system in [s for s in params.systems if s in systems]:
@@ -126,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                     failed = True
                     traceback.print_exc()
                     by_system[system] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:500]}
-                    pool.close()
-                    pool = ctx.pool = Pool(args.workers)
+                    ctx.pool = _fresh_pool(ctx.pool, args.workers)
                 print(f"{name} {system}: {time.monotonic() - began:.0f} s")
                 report.write(results, out)
     finally:
-        pool.close()
+        ctx.pool.close()
     report.write(results, out)
     print((out / "summary.md").read_text())
     print(f"results in {out}")

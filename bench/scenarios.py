@@ -7,6 +7,7 @@ Sizes are parameters (``bench/README.md`` lists the defaults, scaled to a 2-core
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,9 @@ class Params:
     s8_rate: float = 50.0
     s8_slow: float = 0.01
     s8_duration: float = 20.0
+    cpu_listeners: int = 1000
+    cpu_rounds: int = 3
+    cpu_deliveries: int = MODERATE_DELIVERIES  # a smaller point for smoke tests
 
 
 @dataclass
@@ -108,46 +112,54 @@ def _ok(row: dict[str, Any]) -> bool:
 # --- S1: one room, N listeners, one sender at rising rates ---------------------------------------
 
 
+def _step(
+    ctx: Context,
+    server: Server,
+    stream: str,
+    n: int,
+    rate: float,
+    duration: float,
+    **labels: Any,
+) -> dict[str, Any]:
+    """One sender into a room of ``n`` listeners at ``rate`` for ``duration`` seconds."""
+    requests = sender_requests(
+        ctx.pool, [(0, stream)], rate=rate, duration=duration, size=ctx.params.size
+    )
+    row = measure(
+        ctx.pool,
+        server,
+        requests,
+        expected=int(rate * duration) * n,
+        listeners=n,
+        rate=rate,
+        offered_deliveries_per_s=rate * n,
+        **labels,
+    )
+    row["sustained"] = _ok(row)
+    _show(ctx, row)
+    return row
+
+
 def _ladder(
     ctx: Context, server: Server, stream: str, n: int, rates: list[float], **labels: Any
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One sender into a room of ``n`` listeners at each rate in turn, until p99 exceeds the
     limit or a message is lost; the rows and the best sustained one."""
-    p = ctx.params
+    duration = ctx.params.duration
     rows: list[dict[str, Any]] = []
     best = None
-
-    def step(rate: float, duration: float = p.duration) -> dict[str, Any]:
-        requests = sender_requests(
-            ctx.pool, [(0, stream)], rate=rate, duration=duration, size=p.size
-        )
-        row = measure(
-            ctx.pool,
-            server,
-            requests,
-            expected=int(rate * duration) * n,
-            listeners=n,
-            rate=rate,
-            offered_deliveries_per_s=rate * n,
-            **labels,
-        )
-        row["sustained"] = _ok(row)
-        rows.append(row)
-        _show(ctx, row)
-        return row
-
     # Warm-up, not recorded: right after a crowd has joined, a server may still be busy with it
     # (InspIRCd's first second after 1000 JOINs showed a p99 six times its steady one).
-    step(rates[0], WARM_UP_SECONDS)
-    rows.clear()
+    _step(ctx, server, stream, n, rates[0], WARM_UP_SECONDS, **labels)
     for rate in rates:
-        row = step(rate)
+        row = _step(ctx, server, stream, n, rate, duration, **labels)
+        rows.append(row)
         if not row["sustained"]:
             break
         best = row
     moderate = MODERATE_DELIVERIES / n  # the CPU comparison point, measured even past the limit
     if moderate in rates and moderate not in {r["rate"] for r in rows}:
-        step(moderate)
+        rows.append(_step(ctx, server, stream, n, moderate, duration, **labels))
     return rows, best
 
 
@@ -414,6 +426,53 @@ def s8(ctx: Context, system: str) -> dict[str, Any]:
             "slow_disconnects": slowed["disconnects"],
         },
     }
+
+
+# --- CPU: the CPU comparison point, systems taking turns -----------------------------------------
+
+
+def cpu(ctx: Context, systems: list[str]) -> dict[str, dict[str, Any]]:
+    """CPU per delivery at MODERATE_DELIVERIES (``cpu_listeners`` listeners, one sender), the
+    systems taking turns for ``cpu_rounds`` rounds, each on a fresh server; the median per
+    system. The kernel's share of a delivery drifts by 10-30 % over minutes on a shared machine
+    (bench/README.md): taking turns exposes every system to the same drift, where S1 measures
+    each at a different time."""
+    p = ctx.params
+    n = p.cpu_listeners
+    rate = p.cpu_deliveries / n
+    rows: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+    for round_ in range(p.cpu_rounds):
+        for system in systems:
+            ctx.say(f"CPU {system}: round {round_ + 1} of {p.cpu_rounds}")
+            with running(ctx, system, f"cpu-{round_}", ["cpu"]) as server:
+                connect(ctx.pool, server, [{"gid": g, "rooms": ["cpu"]} for g in range(n + 1)])
+                stream = target(system, "cpu")
+                _step(ctx, server, stream, n, rate, WARM_UP_SECONDS)  # not recorded
+                row = _step(ctx, server, stream, n, rate, p.duration, scenario="CPU", round=round_)
+                rows[system].append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for system, these in rows.items():
+        measured = [r["cpu_us_per_delivery"] for r in these if r["cpu_us_per_delivery"]]
+        out[system] = {
+            "rows": these,
+            "summary": {
+                "cpu_us_per_delivery": statistics.median(measured) if measured else None,
+                "rounds": len(measured),
+            },
+        }
+    return out
+
+
+#: Scenarios that run their systems in turns themselves: ``(run(ctx, systems), systems, title)``.
+INTERLEAVED: dict[
+    str, tuple[Callable[[Context, list[str]], dict[str, dict[str, Any]]], tuple[str, ...], str]
+] = {
+    "CPU": (
+        cpu,
+        ("causette", "inspircd", "bare"),
+        "CPU per delivery at 20,000 deliveries/s, the systems taking turns",
+    ),
+}
 
 
 SCENARIOS: dict[str, tuple[Callable[[Context, str], dict[str, Any]], tuple[str, ...], str]] = {
