@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -171,3 +172,83 @@ async def test_an_unreachable_redis_is_named_fast_and_without_password() -> None
     assert "127.0.0.1:1/0" in message
     assert "s3cret" not in message
     assert failed.value.retryable
+
+
+class FreezableProxy:
+    """A TCP relay to Redis whose open connections can be frozen: bytes stop flowing both ways
+    and nothing is closed, like a connection left half-open by a broker restart."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.frozen: set[asyncio.StreamWriter] = set()
+        self.open: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    def freeze(self) -> None:
+        self.frozen |= self.open
+
+    async def _relay(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(*self.upstream)
+        self.open.add(down_w)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    if down_w not in self.frozen:
+                        dst.write(data)
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        for task in (
+            asyncio.ensure_future(pump(down_r, up_w)),
+            asyncio.ensure_future(pump(up_r, down_w)),
+        ):
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for writer in self.open:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def test_a_silent_subscriber_is_replaced_when_the_node_asks() -> None:
+    """The node's beat watch (``ClusterPresence``) calls ``reconnect`` when its own beats stop
+    coming back; the bus must then connect anew, resubscribe and ask for a resync."""
+    services.need_redis()
+    prefix = services.new_prefix()
+    target = urlsplit(services.REDIS_URL)
+    proxy = FreezableProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxied = f"redis://127.0.0.1:{await proxy.start()}/0?prefix={prefix}"
+    publisher = Probe(RedisBus(f"{services.REDIS_URL}?prefix={prefix}"))
+    subscriber = Probe(RedisBus(proxied))
+    try:
+        for probe in (publisher, subscriber):
+            await probe.bus.start(probe.inbox.put_nowait, probe.on_resync)
+        await subscriber.bus.subscribe("r:general")
+        publisher.bus.publish(Envelope("r:general", b"before"))
+        assert (await subscriber.next()).data == b"before"
+        proxy.freeze()  # from here the subscriber hears nothing, and nothing tells it
+        publisher.bus.publish(Envelope("r:general", b"unheard"))
+        subscriber.bus.reconnect()
+        async with asyncio.timeout(TIMEOUT):
+            await subscriber.resynced.wait()
+        assert subscriber.bus.reconnects == 1
+        publisher.bus.publish(Envelope("r:general", b"after"))
+        assert (await subscriber.next()).data == b"after"
+    finally:
+        for probe in (publisher, subscriber):
+            await probe.bus.close()
+        await proxy.close()

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from causette.core.effects import PRESENCE_CHANNEL
 from causette.core.models import Session
+from causette.core.ports import Envelope
 from causette.web.keys import NODE
 from causette.web.node import Node
 from tests.conftest import RunningServer, ServerFactory
@@ -231,3 +233,32 @@ async def test_a_quick_reconnection_is_not_undone_by_the_offline_timer(
     await server.visitor("Chloe")
     assert await people(bruno) == ["Alice", "Bruno", "Chloe"]
     assert node.directory.is_here(alice.me["id"])
+
+
+async def test_a_node_that_stops_hearing_its_own_beats_reconnects_its_bus(
+    server: RunningServer,
+) -> None:
+    """A subscriber connection can go silent without an error; the node notices that its own
+    beats no longer come back and has the bus connect anew (after three unheard beats)."""
+    node: Node = server.app[NODE]
+    reconnects: list[int] = []
+    node.bus.reconnect = lambda: reconnects.append(1)  # type: ignore[method-assign]
+    for _ in range(5):  # heard: nothing to do
+        await node.cluster.tick()
+    assert reconnects == []
+    publish = node.bus.publish
+
+    def deaf(envelope: Envelope) -> None:
+        if envelope.channel != PRESENCE_CHANNEL:
+            publish(envelope)
+
+    node.bus.publish = deaf  # type: ignore[method-assign]
+    for _ in range(3):
+        await node.cluster.tick()
+    assert reconnects == []
+    await node.cluster.tick()
+    assert reconnects == [1]
+    node.bus.publish = publish  # type: ignore[method-assign]
+    for _ in range(5):  # heard again
+        await node.cluster.tick()
+    assert reconnects == [1]

@@ -28,3 +28,6 @@ class LocalBus:
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+
+    def reconnect(self) -> None:
+        pass  # in process: nothing to lose

@@ -258,6 +258,14 @@ class RedisBus:
         if wanted:
             await sub.send_command("SUBSCRIBE", *[self._prefix + c for c in wanted])
 
+    def reconnect(self) -> None:
+        sub = self._sub
+        if self._closed or sub is None:
+            return  # already reconnecting
+        log.warning("bus_reconnecting", extra={"channels": len(self._wanted)})
+        # Closing the connection ends the reader's blocked read; it then connects anew.
+        self._lost(sub)
+
     def _lost(self, sub: AbstractConnection) -> None:
         """The subscriber connection broke: forget it (the reader reconnects)."""
         if self._sub is sub:

@@ -65,3 +65,25 @@ class NodeTable:
     def is_dead(self, node: str) -> bool:
         state = self._nodes.get(node)
         return state is not None and state.dead_since != 0
+
+
+class Echo:
+    """Whether this node still hears the bus: it hears its own beats on the ``presence`` channel
+    like everyone else's. A subscriber connection can go silent without an error (a half-open
+    connection after a broker restart); the bus cannot tell, the missing echo can."""
+
+    def __init__(self, missed_limit: int = 3) -> None:
+        self.missed_limit = missed_limit
+        self.missed = 0
+
+    def beat_sent(self) -> bool:
+        """A beat goes out; True when this many sent since the last one heard means deaf
+        (the count starts again)."""
+        if self.missed >= self.missed_limit:
+            self.missed = 0
+            return True
+        self.missed += 1
+        return False
+
+    def beat_heard(self) -> None:
+        self.missed = 0

@@ -395,3 +395,9 @@ class Bus(Protocol):
         ...
 
     async def unsubscribe(self, channel: str) -> None: ...
+
+    def reconnect(self) -> None:
+        """Drop the connection to the broker and make a new one, followed by ``resync``: the
+        node stopped hearing its own beats, which the bus itself cannot notice (a connection
+        that went silent without an error). Nothing to do for a bus without a broker."""
+        ...

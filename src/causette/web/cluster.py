@@ -37,7 +37,7 @@ from causette.core.effects import (
     Snapshot,
     WantSnapshot,
 )
-from causette.core.liveness import NodeTable
+from causette.core.liveness import Echo, NodeTable
 from causette.core.models import room_slug
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class ClusterPresence:
         self.timeout_ms = round(server.node_timeout_seconds * 1000)
         self.grace_ms = node.config.sessions.offline_grace_seconds * 1000
         self.table = NodeTable(node_id, self.timeout_ms)
+        self.echo = Echo()
         self._timers: set[asyncio.TimerHandle] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -94,7 +95,11 @@ class ClusterPresence:
         self._timers.clear()
 
     async def tick(self) -> None:
-        """Every heartbeat interval: beat, and notice nodes that stopped beating."""
+        """Every heartbeat interval: beat, and notice nodes that stopped beating, this one's
+        bus included."""
+        if self.echo.beat_sent():
+            log.warning("bus_deaf", extra={"beats_unheard": self.echo.missed_limit})
+            self.node.bus.reconnect()
         self._publish(Beat(node=self.id))
         now = self.node.clock.now_ms()
         for dead, last_seen in self.table.newly_dead(now):
@@ -110,6 +115,8 @@ class ClusterPresence:
         now = self.node.clock.now_ms()
         match op:
             case Beat(node):
+                if node == self.id:
+                    self.echo.beat_heard()
                 if self.table.seen(node, now):
                     # Unknown, or declared dead and back: what we know of it may be stale.
                     self._publish_later(WantSnapshot(node=self.id))
