@@ -87,6 +87,18 @@ class Connection:
         self.closed = False
         self.on_overflow = on_overflow
 
+    def queue(self, data: bytes) -> bool:
+        """Queue one event for the next flush; True if it is the first (the connection is now
+        dirty). ``Hub._fan_out`` does the same inline, sparing a call per recipient."""
+        if self.head is None:
+            self.head = data
+            return True
+        if self.more is None:
+            self.more = [data]
+        else:
+            self.more.append(data)
+        return False
+
 
 @dataclass(slots=True)
 class StreamState:
@@ -315,6 +327,7 @@ class Hub:
         for conn in members:
             if exclude and conn.person_id in exclude:
                 continue
+            # Connection.queue, inline.
             if conn.head is None:
                 conn.head = data
                 dirty.append(conn)
@@ -331,13 +344,8 @@ class Hub:
         """Queue one encoded event for one connection (replies, syncs)."""
         if conn.closed:
             return
-        if conn.head is None:
-            conn.head = data
+        if conn.queue(data):
             self._dirty.append(conn)
-        elif conn.more is None:
-            conn.more = [data]
-        else:
-            conn.more.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
