@@ -5,6 +5,8 @@ scenarios are run by hand (``python3 run.py bench``), never as timed tests."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +152,27 @@ def test_the_cpu_goal_is_the_ratio_of_the_medians_of_the_turns() -> None:
     del results["scenarios"]["CPU"]
     goal = next(g for g in report.goals(results) if g["goal"].startswith("CPU per delivery"))
     assert (goal["value"], goal["met"]) == (2.25, False)
+
+
+def test_the_fanout_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    """``python -m bench.fanout_cpu`` drives the real ``Hub`` over real sockets: it must keep
+    up with the fan-out's interface (tiny sizes; the figures themselves are not judged)."""
+    out = tmp_path / "fanout.json"
+    args = ["--listeners", "3", "--messages", "20", "--rate", "200", "--burst", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.fanout_cpu", *args, "--repeat", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],  # where ``bench`` is importable
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 listeners" in done.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures["median"]) == {
+        "cpu_us_per_delivery",
+        "user_us_per_delivery",
+        "sys_us_per_delivery",
+    }
+    assert len(figures["runs"]) == 1
