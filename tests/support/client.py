@@ -32,6 +32,9 @@ class ProtocolClient:
         self.cursors: dict[str, list[Any]] = {}  # stream -> [epoch, last_seq]
         self._n = 0
         self._pongs: dict[bytes, asyncio.Future[None]] = {}
+        #: Whether the server's pings are answered (a browser's always are), and how many came.
+        self.answer_pings = True
+        self.pings: asyncio.Queue[bytes] = asyncio.Queue()
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -114,7 +117,9 @@ class ProtocolClient:
         try:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.PING:
-                    await ws.pong(msg.data)
+                    if self.answer_pings:
+                        await ws.pong(msg.data)
+                    self.pings.put_nowait(msg.data)
                     continue
                 if msg.type == aiohttp.WSMsgType.PONG:
                     waiter = self._pongs.pop(msg.data, None)

@@ -14,7 +14,9 @@ from typing import cast
 import aiohttp
 import pytest
 
+from causette.core.clock import FakeClock
 from causette.web.keys import NODE
+from causette.web.node import Node
 from tests.conftest import RunningServer, ServerFactory
 from tests.support.client import Event, ProtocolClient
 
@@ -465,3 +467,33 @@ def _events(frame: bytes) -> list[Event]:
     events = json.loads(frame)
     assert isinstance(events, list)
     return events
+
+
+async def test_a_silent_peer_is_pinged_then_dropped_and_a_lively_one_kept(
+    start_server: ServerFactory,
+) -> None:
+    """Keep-alive is one pass of the node over its connections (``Node._ping``): a peer silent
+    for ``heartbeat_seconds`` is pinged; one still silent after twice that is closed, so that
+    a vanished phone does not stay listed as connected."""
+    clock = FakeClock()
+    server = await start_server(clock=clock, limits={"heartbeat_seconds": 30})
+    node: Node = server.app[NODE]
+    lively = await server.visitor("Lively")
+    quiet = await server.visitor("Quiet")
+    quiet.answer_pings = False
+    clock.advance(seconds=29)
+    await node._ping()
+    assert [c.pinged_ms for c in node.clients.values()] == [0, 0]  # not silent long enough
+    clock.advance(seconds=1)
+    await node._ping()
+    for c in (lively, quiet):
+        async with asyncio.timeout(5):
+            assert await c.pings.get() == b""
+    await lively.barrier()  # lively's pong, sent before the barrier, has been read
+    clock.advance(seconds=30)
+    await node._ping()
+    await quiet.wait_closed()  # silent for 60 s
+    async with asyncio.timeout(5):
+        assert await lively.pings.get() == b""  # silent for 30 s: pinged again
+    await lively.barrier()
+    assert not lively.closed.is_set()

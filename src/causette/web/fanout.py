@@ -36,17 +36,23 @@ log = logging.getLogger(__name__)
 _PACK_LEN1 = struct.Struct("!BB").pack
 _PACK_LEN2 = struct.Struct("!BBH").pack
 _PACK_LEN3 = struct.Struct("!BBQ").pack
-_TEXT_FIN = 0x81
+#: First bytes of final frames: text, and the pong that answers a ping.
+WS_TEXT = 0x81
+WS_PONG = 0x8A
+
+
+def ws_frame(first: int, payload: bytes) -> bytes:
+    """An unmasked (server-to-client) final frame, RFC 6455 §5.2."""
+    n = len(payload)
+    if n < 126:
+        return _PACK_LEN1(first, n) + payload
+    if n < 65536:
+        return _PACK_LEN2(first, 126, n) + payload
+    return _PACK_LEN3(first, 127, n) + payload
 
 
 def ws_text_frame(payload: bytes) -> bytes:
-    """An unmasked (server-to-client) final text frame, RFC 6455 §5.2."""
-    n = len(payload)
-    if n < 126:
-        return _PACK_LEN1(_TEXT_FIN, n) + payload
-    if n < 65536:
-        return _PACK_LEN2(_TEXT_FIN, 126, n) + payload
-    return _PACK_LEN3(_TEXT_FIN, 127, n) + payload
+    return ws_frame(WS_TEXT, payload)
 
 
 class Sink(Protocol):

@@ -52,7 +52,7 @@ from causette.core.ports import Bus, Clock, Envelope, FullStore
 from causette.core.service import Actor, ChatService
 from causette.safety.ratelimit import Limiter, TokenBucket
 from causette.web.cluster import ClusterPresence, gone_held_by, new_node_id
-from causette.web.fanout import Connection, Hub, Sink, ws_text_frame
+from causette.web.fanout import Connection, Hub, ws_text_frame
 from causette.web.protocol import encode, error_event
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ _control_decoder = msgspec.json.Decoder(AnyControl)
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the registry).
 CLOSE_NORMAL = 1000
+#: A WebSocket ping without payload, server to client (unmasked), RFC 6455 §5.5.2.
+PING_FRAME = b"\x89\x00"
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
@@ -71,12 +73,16 @@ class Client:
     """A live WebSocket on this node."""
 
     ws: web.WebSocketResponse
+    transport: asyncio.Transport
     conn: Connection
     actor: Actor
     bucket: TokenBucket
     greeted: bool = False
     closing: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: When a frame (any: text, ping, pong) last came from the peer, and when it was last pinged.
+    heard_ms: int = 0
+    pinged_ms: int = 0
 
 
 class Node:
@@ -138,6 +144,7 @@ class Node:
                 self._every(self.config.messages.purge_interval_seconds, self._purge)
             ),
             asyncio.create_task(self._every(30.0, self._sweep_sessions)),
+            asyncio.create_task(self._every(self.config.limits.heartbeat_seconds / 4, self._ping)),
         ]
 
     async def shutdown(self) -> None:
@@ -192,16 +199,27 @@ class Node:
         return bool(ip_key) and self._per_network.get(ip_key, 0) >= limit
 
     def new_client(
-        self, ws: web.WebSocketResponse, sink: Sink, actor_session: Any, ip_key: str = ""
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        actor_session: Any,
+        ip_key: str = "",
     ) -> Client:
         conn_id = secrets.token_urlsafe(9)
-        conn = Connection(conn_id, actor_session.id, sink, self._on_overflow)
+        conn = Connection(conn_id, actor_session.id, transport, self._on_overflow)
         actor = Actor(session=actor_session, conn_id=conn_id, ip_key=ip_key)
         if ip_key:
             self._per_network[ip_key] = self._per_network.get(ip_key, 0) + 1
         limits = self.config.limits
         bucket = TokenBucket(limits.commands_per_second, limits.commands_burst, self.clock.now_ms())
-        client = Client(ws=ws, conn=conn, actor=actor, bucket=bucket)
+        client = Client(
+            ws=ws,
+            transport=transport,
+            conn=conn,
+            actor=actor,
+            bucket=bucket,
+            heard_ms=self.clock.now_ms(),
+        )
         self.clients[conn_id] = client
         replaced = self.hub.add(conn)
         if replaced is not None:
@@ -473,6 +491,26 @@ class Node:
                 log.warning("job_store_unavailable", extra={"job": job.__name__})
             except Exception:
                 log.exception("job_failed", extra={"job": job.__name__})
+
+    async def _ping(self) -> None:
+        """Keep-alive for every WebSocket, one pass for all (aiohttp's own makes a timer per
+        connection and a task per ping): a peer silent for ``limits.heartbeat_seconds`` is
+        pinged, written straight to its socket; one still silent after twice that is gone, and
+        its connection is closed (its person goes offline after the grace period)."""
+        now = self.clock.now_ms()
+        interval = round(self.config.limits.heartbeat_seconds * 1000)
+        for client in list(self.clients.values()):
+            silent = now - client.heard_ms
+            if client.closing or silent < interval:
+                continue
+            if silent >= 2 * interval:
+                log.info("ws_peer_silent")
+                client.closing = True
+                client.conn.closed = True
+                client.transport.close()
+            elif client.pinged_ms <= client.heard_ms and not client.transport.is_closing():
+                client.pinged_ms = now
+                client.transport.write(PING_FRAME)
 
     async def _send_counts(self) -> None:
         # Only the rooms whose count changed since the last tick (zeros included: a room that

@@ -11,6 +11,7 @@ from causette import errors
 from causette.core import commands as cmd
 from causette.core import events as ev
 from causette.core.models import Session
+from causette.web.fanout import WS_PONG, ws_frame
 from causette.web.http import current_session, error_answer, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
 from causette.web.node import CLOSE_POLICY, Client, Node
@@ -46,7 +47,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return error_answer(request, exc)  # before the upgrade: an HTTP answer
     ip_key = network_key(request)
     ws = web.WebSocketResponse(
-        heartbeat=config.limits.heartbeat_seconds,
+        # Keep-alive is the node's, one pass for every connection (``Node._ping``): no timer
+        # per connection, no callback per frame received. So pings and pongs come to the loop.
+        heartbeat=None,
+        autoping=False,
         max_msg_size=config.limits.hard_frame_bytes,
         compress=False,  # frames are written pre-encoded by the fan-out
         decode_text=False,  # bytes go straight to the decoder, which checks UTF-8 itself
@@ -69,14 +73,23 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     pending = _InFlight()
     try:
         async for msg in ws:
+            now = node.clock.now_ms()
+            client.heard_ms = now
             if client.closing:
                 continue
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                break
-            text = msg.type == WSMsgType.TEXT
+            kind = msg.type
+            if kind not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if kind == WSMsgType.PONG:
+                    continue
+                if kind != WSMsgType.PING:
+                    break
+                # Answered when the loop reaches it, after the frames before it (a client can
+                # use a ping as a barrier). Control frames carry at most 125 bytes.
+                client.transport.write(ws_frame(WS_PONG, msg.data))
+                continue
+            text = kind == WSMsgType.TEXT
             data: bytes = msg.data
             # Every frame spends a token, binary ones too: a flood is never answered by a flood.
-            now = node.clock.now_ms()
             if not client.bucket.take(now):
                 if now - last_notice >= SLOW_DOWN_NOTICE_MS:
                     last_notice = now
