@@ -356,6 +356,20 @@ class Hub:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def write_after_queued(self, conn: Connection, frame: bytes) -> None:
+        """Write ``frame`` (a pong, a close) now, after the events queued for ``conn``: those go
+        first, in their own frame, so that the order of the answers is the order of the asks."""
+        head, more = conn.head, conn.more
+        conn.head = conn.more = None  # its entry in the dirty list is then skipped
+        sink = conn.sink
+        if conn.closed or sink.is_closing():
+            return
+        if head is not None:
+            events = head if more is None else b",".join((head, *more))
+            sink.write(ws_text_frame(b"[" + events + b"]"))
+            self.frames_sent += 1
+        sink.write(frame)
+
     def flush(self) -> None:
         """Write what is queued now rather than at the end of this loop tick."""
         self._flush()

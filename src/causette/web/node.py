@@ -12,10 +12,9 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-from aiohttp import web
 
 from causette import errors
 from causette.config import Config
@@ -68,11 +67,21 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 
 
+class Socket(Protocol):
+    """The WebSocket as the node closes it (``ws.ChatSocket``)."""
+
+    def close(self, code: int, reason: bytes) -> None:
+        """Write a close frame; the connection ends when the peer answers, or after a delay."""
+        ...
+
+    async def wait_closed(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Client:
     """A live WebSocket on this node."""
 
-    ws: web.WebSocketResponse
+    socket: Socket
     transport: asyncio.Transport
     conn: Connection
     actor: Actor
@@ -166,10 +175,9 @@ class Node:
             self.hub.send(client.conn, byes["en"] if client.actor.lang == "en" else byes["fr"])
         # The notice is written before the close frame: clients read it, then the close.
         self.hub.flush()
-        closing = [
-            asyncio.ensure_future(c.ws.close(code=CLOSE_GOING_AWAY, message=b"shutting_down"))
-            for c in clients
-        ]
+        for client in clients:
+            client.socket.close(CLOSE_GOING_AWAY, b"shutting_down")
+        closing = [asyncio.ensure_future(c.socket.wait_closed()) for c in clients]
         if closing:
             _, late = await asyncio.wait(
                 closing, timeout=self.config.server.shutdown_grace_seconds or None
@@ -200,7 +208,7 @@ class Node:
 
     def new_client(
         self,
-        ws: web.WebSocketResponse,
+        socket: Socket,
         transport: asyncio.Transport,
         actor_session: Any,
         ip_key: str = "",
@@ -213,7 +221,7 @@ class Node:
         limits = self.config.limits
         bucket = TokenBucket(limits.commands_per_second, limits.commands_burst, self.clock.now_ms())
         client = Client(
-            ws=ws,
+            socket=socket,
             transport=transport,
             conn=conn,
             actor=actor,
@@ -318,11 +326,11 @@ class Node:
         message = _bye_message(code, client.actor.lang)
         self.hub.send(client.conn, encode(ev.Bye(code=code, message=message, reconnect=reconnect)))
         close_code = CLOSE_TRY_AGAIN if reconnect else CLOSE_POLICY
-        self._spawn(self._close_after_flush(client, close_code, code))
+        asyncio.get_running_loop().call_soon(self._close_after_flush, client, close_code, code)
 
-    async def _close_after_flush(self, client: Client, close_code: int, reason: str) -> None:
+    def _close_after_flush(self, client: Client, close_code: int, reason: str) -> None:
         self.hub.flush()  # the bye precedes the close frame
-        await client.ws.close(code=close_code, message=reason.encode())
+        client.socket.close(close_code, reason.encode())
 
     def _on_overflow(self, conn: Connection) -> None:
         client = self.clients.get(conn.id)
@@ -339,7 +347,7 @@ class Node:
             )
             if not conn.sink.is_closing():
                 conn.sink.write(ws_text_frame(b"[" + encode(bye) + b"]"))
-            self._spawn(client.ws.close(code=CLOSE_TRY_AGAIN, message=b"too_slow"))
+            client.socket.close(CLOSE_TRY_AGAIN, b"too_slow")
 
     def _offline_expired(self, person: str) -> None:
         self._offline_timers.pop(person, None)

@@ -1,17 +1,21 @@
-"""The WebSocket endpoint: authenticate, then decode each frame and hand it to the node."""
+"""The chat's WebSocket endpoint: authenticate, answer the handshake and take the socket over
+(``frames.take_over``), then decode each message and hand it to the node."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from causette import errors
+from causette.config import LimitsConfig
 from causette.core import commands as cmd
 from causette.core import events as ev
 from causette.core.models import Session
-from causette.web.fanout import WS_PONG, ws_frame
+from causette.web import frames
+from causette.web.fanout import WS_PONG, ws_frame, ws_text_frame
 from causette.web.http import current_session, error_answer, network_key, origin_allowed
 from causette.web.keys import CONFIG, NODE
 from causette.web.node import CLOSE_POLICY, Client, Node
@@ -39,72 +43,227 @@ async def _admit(request: web.Request, node: Node) -> Session:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
     node = request.app[NODE]
     try:
         session = await _admit(request, node)
+        head = frames.handshake(request)
     except Exception as exc:
         return error_answer(request, exc)  # before the upgrade: an HTTP answer
     ip_key = network_key(request)
-    ws = web.WebSocketResponse(
-        # Keep-alive is the node's, one pass for every connection (``Node._ping``): no timer
-        # per connection, no callback per frame received. So pings and pongs come to the loop.
-        heartbeat=None,
-        autoping=False,
-        max_msg_size=config.limits.hard_frame_bytes,
-        compress=False,  # frames are written pre-encoded by the fan-out
-        decode_text=False,  # bytes go straight to the decoder, which checks UTF-8 itself
-    )
-    await ws.prepare(request)
-    transport = request.transport
-    if transport is None:  # the peer left during the handshake
-        return ws
     if node.network_full(ip_key):
         # Refused after the upgrade, with a bye: a browser cannot read an HTTP refusal of a
         # WebSocket, and would keep reconnecting without knowing why.
         log.info("ws_network_full")
+        taken = frames.take_over(request, head, asyncio.Protocol())
+        if taken is None:
+            return web.Response(status=400)
+        transport, switched = taken
         full = errors.TooManyConnections()
         bye = ev.Bye(code=full.code, message=full.message(session.lang), reconnect=False)
-        await ws.send_str("[" + encode(bye).decode() + "]")
-        await ws.close(code=CLOSE_POLICY, message=full.code.encode())
-        return ws
-    client = node.new_client(ws, transport, session, ip_key)
-    last_notice = 0
-    pending = _InFlight()
-    try:
-        async for msg in ws:
-            now = node.clock.now_ms()
-            client.heard_ms = now
-            if client.closing:
-                continue
-            kind = msg.type
-            if kind not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                if kind == WSMsgType.PONG:
-                    continue
-                if kind != WSMsgType.PING:
-                    break
-                # Answered when the loop reaches it, after the frames before it (a client can
-                # use a ping as a barrier). Control frames carry at most 125 bytes.
-                client.transport.write(ws_frame(WS_PONG, msg.data))
-                continue
-            text = kind == WSMsgType.TEXT
-            data: bytes = msg.data
-            # Every frame spends a token, binary ones too: a flood is never answered by a flood.
-            if not client.bucket.take(now):
-                if now - last_notice >= SLOW_DOWN_NOTICE_MS:
-                    last_notice = now
-                    await pending.settle()
-                    node.error(client, errors.SlowDown(), command_ref(data) if text else None)
-                continue
-            if not text:
+        transport.write(ws_text_frame(b"[" + encode(bye) + b"]"))
+        transport.write(frames.close_frame(CLOSE_POLICY, full.code.encode()))
+        transport.close()
+        return switched
+    sock = ChatSocket(node, request.app[CONFIG].limits)
+    taken = frames.take_over(request, head, sock)
+    if taken is None:  # the peer left during the handshake
+        return web.Response(status=400)
+    transport, switched = taken
+    sock.client = node.new_client(sock, transport, session, ip_key)
+    return switched
+
+
+#: A socket stops reading while this many messages wait for its worker, and reads again once
+#: half of them are handled: a client cannot queue more than this on the server.
+INBOX_HIGH = 32
+#: After the node's close frame, how long the peer has to answer before the socket is dropped.
+CLOSE_TIMEOUT_S = 10.0
+#: An inbox entry that is not a frame: the peer broke the protocol (its payload: the close frame).
+_FAILED = -1
+
+
+class ChatSocket(asyncio.Protocol):
+    """One chat WebSocket after the handshake, as the socket's own protocol object.
+
+    ``data_received`` parses frames (``frames.MessageReader``) and queues the messages in
+    ``inbox``; a task, made only while the inbox holds something, hands them to the node in
+    order. An idle connection holds no task, no timer and no buffer of its own."""
+
+    __slots__ = (
+        "_close_timer",
+        "_closed",
+        "_done",
+        "_last_notice",
+        "_limits",
+        "_lost",
+        "_paused",
+        "_reader",
+        "_waiter",
+        "_worker",
+        "client",
+        "close_sent",
+        "inbox",
+        "node",
+        "pending",
+        "transport",
+    )
+
+    def __init__(self, node: Node, limits: LimitsConfig) -> None:
+        self.node = node
+        self._limits = limits
+        self.client: Client | None = None
+        self.transport: asyncio.Transport | None = None
+        self._reader: frames.MessageReader | None = frames.MessageReader(limits.hard_frame_bytes)
+        self.inbox: list[tuple[int, bytes]] = []
+        self.pending = _InFlight()
+        self._worker: asyncio.Task[None] | None = None
+        self._paused = False
+        self._lost = False
+        self._done = False
+        self._closed = False
+        self.close_sent = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._last_notice = 0
+
+    # --- the transport's callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        reader = self._reader
+        if client is None or reader is None:
+            return
+        client.heard_ms = self.node.clock.now_ms()
+        inbox = self.inbox
+        failed: frames.Fail | None = None
+        try:
+            messages = reader.feed(data)
+        except frames.Fail as exc:
+            failed, messages = exc, exc.before
+        for message in messages:
+            if message[0] != frames.OP_PONG:  # a pong only says the peer is there
+                inbox.append(message)
+        if failed is not None:
+            # Nothing more is read; what came before is still handled, then the close.
+            log.info("ws_protocol_error", extra={"code": failed.code})
+            self._reader = None
+            inbox.append((_FAILED, frames.close_frame(failed.code, failed.reason.encode())))
+        if not inbox:
+            return
+        if len(inbox) >= INBOX_HIGH and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        self._closed = True
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._worker is None:
+            if self.pending.count:
+                self._worker = asyncio.get_running_loop().create_task(self._work())
+            else:
+                self._disconnected()
+
+    # --- the node's side (``node.Socket``) ------------------------------------------------
+
+    def close(self, code: int, reason: bytes) -> None:
+        transport = self.transport
+        if self.close_sent or self._closed or transport is None:
+            return
+        self.close_sent = True
+        if transport.is_closing():
+            return
+        transport.write(frames.close_frame(code, reason))
+        self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    async def wait_closed(self) -> None:
+        if self._closed:
+            return
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+    # --- the worker ------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        try:
+            while self.inbox:
+                opcode, data = self.inbox.pop(0)
+                if self._paused and len(self.inbox) <= INBOX_HIGH // 2:
+                    self._paused = False
+                    if self.transport is not None and not self._lost:
+                        self.transport.resume_reading()
+                await self._handle(opcode, data)
+        except Exception:
+            log.exception("ws_worker_failed")
+            if self.transport is not None:
+                self.transport.abort()
+        finally:
+            self._worker = None
+        if self._lost:
+            await self.pending.settle()  # sends already read finish (acknowledged if possible)
+            self._disconnected()
+
+    async def _handle(self, opcode: int, data: bytes) -> None:
+        node = self.node
+        client = self.client
+        transport = self.transport
+        assert client is not None
+        assert transport is not None
+        if opcode >= frames.OP_CLOSE or opcode == _FAILED:
+            # Written after the events queued for this connection: answers keep the order of
+            # the frames (a client can use a ping as a barrier).
+            hub = node.hub
+            if opcode == frames.OP_PING:
+                hub.write_after_queued(client.conn, ws_frame(WS_PONG, data))
+                return
+            await self.pending.settle()  # the sends before it are answered first
+            client.closing = True
+            self.inbox.clear()
+            if opcode == _FAILED:
+                hub.write_after_queued(client.conn, data)
+            elif not self.close_sent:  # the peer closes: echo its code (RFC 6455 §5.5.1)
+                hub.write_after_queued(client.conn, frames.close_reply(data))
+            self.close_sent = True
+            transport.close()
+            return
+        if client.closing:
+            return
+        text = opcode == frames.OP_TEXT
+        now = node.clock.now_ms()
+        pending = self.pending
+        # Every frame spends a token, binary ones too: a flood is never answered by a flood.
+        if not client.bucket.take(now):
+            if now - self._last_notice >= SLOW_DOWN_NOTICE_MS:
+                self._last_notice = now
                 await pending.settle()
-                node.error(client, errors.BinaryNotSupported(), None)
-                continue
-            await _handle_frame(node, client, data, config.limits.max_frame_bytes, pending)
-    finally:
-        await pending.settle()  # sends already read finish (acknowledged if still possible)
-        node.disconnected(client)
-    return ws
+                node.error(client, errors.SlowDown(), command_ref(data) if text else None)
+            return
+        if not text:
+            await pending.settle()
+            node.error(client, errors.BinaryNotSupported(), None)
+            return
+        await _handle_frame(node, client, data, self._limits.max_frame_bytes, pending)
+
+    def _disconnected(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self.client is not None:
+            self.node.disconnected(self.client)
 
 
 class _InFlight:
