@@ -327,3 +327,17 @@ async def test_a_socket_stops_reading_while_its_inbox_is_full(start_server: Serv
     await worker
     assert (transport.pauses, transport.resumes) == (1, 1)
     assert transport.written == [ws_frame(0x8A, p) for p in pings]  # every ping, in order
+
+
+async def test_shutdown_drops_a_peer_that_never_answers_the_close(
+    start_server: ServerFactory,
+) -> None:
+    """aiohttp no longer knows the chat's sockets, so it cannot close them at shutdown: the node
+    drops those that did not answer its close frame within the grace."""
+    server = await start_server(server={"shutdown_grace_seconds": 0.2})
+    _, sock = await greeted(server, "Alice")
+    await server.server.close()
+    assert (await sock.until("bye"))["code"] == "shutting_down"
+    opcode, payload = await sock.read()
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (frames.OP_CLOSE, 1001)
+    assert await sock.closed()

@@ -76,6 +76,10 @@ class Socket(Protocol):
 
     async def wait_closed(self) -> None: ...
 
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake."""
+        ...
+
 
 @dataclass(slots=True)
 class Client:
@@ -184,6 +188,8 @@ class Node:
             )
             for task in late:
                 task.cancel()
+            for client in clients:  # those that did not answer the close in time
+                client.socket.abort()
         await self._touch_connected()
 
     async def close(self) -> None:

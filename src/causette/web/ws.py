@@ -189,6 +189,10 @@ class ChatSocket(asyncio.Protocol):
         transport.write(frames.close_frame(code, reason))
         self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
 
+    def abort(self) -> None:
+        if not self._closed and self.transport is not None:
+            self.transport.abort()
+
     async def wait_closed(self) -> None:
         if self._closed:
             return
