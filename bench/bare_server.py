@@ -101,7 +101,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def keep_alive(hub: Broadcaster) -> None:
-    ping = b"\x89\x00"
     while True:
         await asyncio.sleep(HEARTBEAT_S / 4)
         now = time.monotonic()
@@ -112,7 +111,7 @@ async def keep_alive(hub: Broadcaster) -> None:
             if now - sock.heard >= 2 * HEARTBEAT_S:
                 transport.close()
             else:
-                transport.write(ping)
+                transport.write(frames.PING_FRAME)
 
 
 async def _start_keep_alive(app: web.Application) -> None:

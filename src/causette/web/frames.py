@@ -107,6 +107,10 @@ class MessageReader:
             self._size = 0
 
 
+#: A ping without payload, server to client (unmasked), RFC 6455 §5.5.2: the keep-alive's.
+PING_FRAME: Final = ws_frame(0x80 | OP_PING, b"")
+
+
 def close_frame(code: int, reason: bytes = b"") -> bytes:
     return ws_frame(0x80 | OP_CLOSE, _CLOSE_CODE.pack(code) + reason[:123])
 
@@ -180,6 +184,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "PING_FRAME",
     "Fail",
     "MessageReader",
     "close_frame",

@@ -52,6 +52,7 @@ from causette.core.service import Actor, ChatService
 from causette.safety.ratelimit import Limiter, TokenBucket
 from causette.web.cluster import ClusterPresence, gone_held_by, new_node_id
 from causette.web.fanout import Connection, Hub, ws_text_frame
+from causette.web.frames import PING_FRAME
 from causette.web.protocol import encode, error_event
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ _control_decoder = msgspec.json.Decoder(AnyControl)
 
 # WebSocket close codes (RFC 6455 §7.4.1 and the registry).
 CLOSE_NORMAL = 1000
-#: A WebSocket ping without payload, server to client (unmasked), RFC 6455 §5.5.2.
-PING_FRAME = b"\x89\x00"
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013

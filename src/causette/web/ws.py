@@ -91,7 +91,6 @@ class ChatSocket(asyncio.Protocol):
 
     __slots__ = (
         "_close_timer",
-        "_closed",
         "_done",
         "_last_notice",
         "_limits",
@@ -120,7 +119,6 @@ class ChatSocket(asyncio.Protocol):
         self._paused = False
         self._lost = False
         self._done = False
-        self._closed = False
         self.close_sent = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -164,7 +162,6 @@ class ChatSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._lost = True
-        self._closed = True
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -181,7 +178,7 @@ class ChatSocket(asyncio.Protocol):
 
     def close(self, code: int, reason: bytes) -> None:
         transport = self.transport
-        if self.close_sent or self._closed or transport is None:
+        if self.close_sent or self._lost or transport is None:
             return
         self.close_sent = True
         if transport.is_closing():
@@ -190,11 +187,11 @@ class ChatSocket(asyncio.Protocol):
         self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
 
     def abort(self) -> None:
-        if not self._closed and self.transport is not None:
+        if not self._lost and self.transport is not None:
             self.transport.abort()
 
     async def wait_closed(self) -> None:
-        if self._closed:
+        if self._lost:
             return
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -237,10 +234,10 @@ class ChatSocket(asyncio.Protocol):
             await self.pending.settle()  # the sends before it are answered first
             client.closing = True
             self.inbox.clear()
-            if opcode == _FAILED:
-                hub.write_after_queued(client.conn, data)
-            elif not self.close_sent:  # the peer closes: echo its code (RFC 6455 §5.5.1)
-                hub.write_after_queued(client.conn, frames.close_reply(data))
+            if not self.close_sent:
+                # Ours after a protocol error; else the peer closes: echo its code (§5.5.1).
+                reply = data if opcode == _FAILED else frames.close_reply(data)
+                hub.write_after_queued(client.conn, reply)
             self.close_sent = True
             transport.close()
             return
