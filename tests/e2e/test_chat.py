@@ -150,6 +150,8 @@ async def test_phone_width_tabs_and_reload_keeps_the_session(
         await expect(message(page, "Il fait beau")).to_be_visible(timeout=TIMEOUT)
         await say(page, "Bonjour de Paris")
         await other.expect_msg("r:general", lambda e: e["text"] == "Bonjour de Paris")
+        # The sender's own copy is confirmed too: no longer marked "Envoi…".
+        await expect(page.locator(".msg-status")).to_have_count(0, timeout=TIMEOUT)
         await page.screenshot(path=str(SCREENSHOTS / "chat-phone.png"))
 
         # A reload keeps the person and the room (same pseudonym, same history).
