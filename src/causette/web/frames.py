@@ -32,7 +32,6 @@ OP_PING: Final = 0x9
 OP_PONG: Final = 0xA
 
 # Close codes, RFC 6455 §7.4.1.
-CLOSE_NORMAL: Final = 1000
 CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_TOO_BIG: Final = 1009
 
@@ -176,7 +175,6 @@ def take_over(
 
 
 __all__ = [
-    "CLOSE_NORMAL",
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_TOO_BIG",
     "OP_BINARY",
