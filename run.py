@@ -29,6 +29,7 @@ LOCKS = {
     "dev": ROOT / "requirements" / "dev.lock",
     "bench": ROOT / "requirements" / "bench.lock",
 }
+PIP_LOCK = ROOT / "requirements" / "pip.lock"
 
 
 def say(text: str) -> None:
@@ -56,12 +57,14 @@ def ensure_venv() -> None:
 def ensure_deps(kind: str) -> None:
     """Install the locked dependencies of ``kind`` (and the project) if the lock changed."""
     lock = LOCKS[kind]
-    digest = hashlib.sha256(lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes())
+    sources = (lock, PIP_LOCK, ROOT / "pyproject.toml")
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources))
     stamp = VENV / f".causette-{kind}.sha256"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     say(f"installing {kind} dependencies from {lock.relative_to(ROOT)} …")
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(PIP_LOCK)], check=True)
     subprocess.run([*pip, "--require-hashes", "-r", str(lock)], check=True)
     subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
     stamp.write_text(digest.hexdigest())
