@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import re2
 
 from causette.errors import ConfigError
 from causette.safety import filters
@@ -115,3 +116,114 @@ def test_the_ascii_shortcut_cleans_like_the_expressions() -> None:
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         assert filters._clean(text) == reference(text), text
+
+
+# --- the gate before RE2 (decision 11) -------------------------------------------------------
+
+
+def _random_pattern(rng: random.Random, depth: int = 3) -> str:
+    """A small RE2 expression over the letters a, b and the digit 1."""
+    pieces = []
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.randrange(10 if depth > 0 else 6)
+        if kind <= 1:
+            pieces.append("".join(rng.choice("ab ") for _ in range(rng.randint(1, 3))))
+        elif kind == 2:
+            pieces.append(rng.choice([r"\b", r"\d", ".", r"\s", "[ab]", "[^a]", "[a-b]", "^"]))
+        elif kind == 3:
+            pieces.append(rng.choice(["a", "b", "1", " "]) + rng.choice(["?", "*", "+", "{2}"]))
+        elif kind <= 5:
+            pieces.append(rng.choice(["ab", "ba", "a b", "11"]))
+        else:
+            inner = [_random_pattern(rng, depth - 1) for _ in range(rng.randint(1, 3))]
+            if rng.random() < 0.2:
+                inner.append("")
+            group = "(?:" + "|".join(inner) + ")"
+            pieces.append(group + rng.choice(["", "", "?", "*", "+", "{1,2}", "{0,1}"]))
+    return "".join(pieces)
+
+
+def test_every_match_of_an_expression_holds_one_of_its_required_strings() -> None:
+    # The gate's promise: a text with none of an expression's required strings cannot match
+    # it, so skipping RE2 for that text changes nothing. Checked against RE2 itself.
+    rng = random.Random(11)
+    gated = 0
+    for _ in range(1500):
+        pattern = _random_pattern(rng)
+        needs = filters.required_literals(pattern)
+        compiled = re2.compile(pattern)
+        if needs is None:
+            continue
+        gated += 1
+        samples = [
+            "".join(rng.choice("ab 1x") for _ in range(rng.randint(0, 10))) for _ in range(40)
+        ]
+        samples += [rng.choice(sorted(needs)) + "x", "x" + rng.choice(sorted(needs))]
+        for text in samples:
+            if compiled.search(text):
+                assert any(s in text for s in needs), (pattern, needs, text)
+    assert gated > 1000  # most random expressions get a gate
+
+
+def test_the_gate_gives_the_same_answers_as_re2_alone() -> None:
+    rng = random.Random(12)
+    for _ in range(300):
+        pattern = _random_pattern(rng)
+        rules = [filters.Rule(FilterAction.FLAG, "other", "regex", pattern, "test:1")]
+        gated = TextFilter(rules)
+        compiled = re2.compile(pattern)
+        for _ in range(30):
+            text = "".join(rng.choice("ab 1xAB!") for _ in range(rng.randint(0, 12)))
+            expected = compiled.search(normalize(text)) is not None
+            assert (gated.check(text).action is not None) == expected, (pattern, text)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needs"),
+    [
+        (r"\bescort (?:dispo|disponible)\b", {"escort dispo", "escort disponible"}),
+        (r"\bt as quel age\b.*\b(?:seule?|parents)\b", {"t as quel age"}),
+        (r"xa+b", {"x"}),  # a repeat is not joined to its neighbours: "x" or "a", not "xab"
+        (r"[ab]c?d", {"ad", "bd", "acd", "bcd"}),
+        (r"(?:x|)y", {"xy", "y"}),
+        (r"\d+", None),  # no particular string
+        (r"(?i)sale race", None),  # case folded: the text could hold "SALE RACE"
+        (r"(?i:sale) race", {" race"}),
+        (r"[[:alpha:]]+x", None),  # read otherwise by Python's parser: RE2 always asked
+        (r"\pL+ x", None),
+        (r"a|", None),
+    ],
+)
+def test_required_strings(pattern: str, needs: set[str] | None) -> None:
+    found = filters.required_literals(pattern)
+    assert (set(found) if found is not None else None) == needs
+
+
+def test_re2_is_asked_only_about_texts_holding_a_required_string(
+    builtin: TextFilter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RE2 releases the GIL, which let the store's thread hold up the event loop: ordinary
+    # talk must not reach it.
+    asked: list[str] = []
+    real = builtin._regex_set
+
+    class Spy:
+        def Match(self, text: str) -> object:
+            asked.append(text)
+            return real.Match(text)
+
+    monkeypatch.setattr(builtin, "_regex_set", Spy())
+    assert builtin.check("salut tout le monde, quelqu'un de Lyon ?").action is None
+    assert builtin.check("B12.123456789Z xxxxxxxxxxxxxxxx").action is None
+    assert asked == []
+    assert builtin.check("escort dispo ce soir").action == FilterAction.FLAG
+    assert asked == ["escort dispo ce soir"]
+
+
+def test_one_expression_without_required_strings_sends_every_text_to_re2(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("flag drugs regex:\\bvends? beuh\\b\nflag other regex:\\d{6,}\n")
+    lists = TextFilter.load([path], builtin=False)
+    assert lists.check("appelle le 0612345678").action == FilterAction.FLAG
+    assert lists.check("je vends beuh").action == FilterAction.FLAG
+    assert lists.check("bonjour").action is None

@@ -25,7 +25,10 @@ text, digits intact. ``word:`` rules and the text are also leet-folded the same 
 from __future__ import annotations
 
 import re
+import re._constants as sre  # type: ignore[import-not-found]  # (no stubs: sre_* were renamed)
+import re._parser as sre_parse  # type: ignore[import-not-found]
 import unicodedata
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -112,6 +115,122 @@ def word_form(text: str) -> str:
     return _clean(folded.translate(_LEET))
 
 
+# Flags that do not change which strings a pattern's literals match.
+_PLAIN_FLAGS = sre.SRE_FLAG_UNICODE | sre.SRE_FLAG_DOTALL | sre.SRE_FLAG_MULTILINE
+_REPEATS_OPS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
+
+
+def required_literals(pattern: str) -> frozenset[str] | None:
+    """Strings of which every match of ``pattern`` contains at least one, the longest such set
+    found; None when none is known (the pattern may match without any particular string).
+
+    Read with Python's own regular-expression parser, whose syntax RE2's is close to. Anything
+    it reads otherwise than RE2 would (an error, a warning such as "possible nested set" for
+    ``[[:alpha:]]``, a flag such as case folding) gives None, which only means that RE2 must
+    always be asked: the set can only spare RE2 texts that it could not match."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parsed = sre_parse.parse(pattern)
+        if parsed.state.flags & ~_PLAIN_FLAGS:
+            return None
+        return _needs(list(parsed))
+    except Exception:
+        return None
+
+
+#: The most strings an exact part of a pattern may stand for (``_exact``).
+_MAX_EXACT = 16
+
+
+def _joined(left: frozenset[str], right: frozenset[str]) -> frozenset[str] | None:
+    out = frozenset(a + b for a in left for b in right)
+    return out if len(out) <= _MAX_EXACT else None
+
+
+def _exact(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
+    """Every string a sequence can match, when they are few and known; else None."""
+    out: frozenset[str] | None = frozenset(("",))
+    for op, arg in items:
+        part = _exact_part(op, arg)
+        if part is None or out is None:
+            return None
+        out = _joined(out, part)
+    return out
+
+
+def _exact_part(op: Any, arg: Any) -> frozenset[str] | None:
+    if op is sre.LITERAL:
+        return frozenset((chr(arg),))
+    if op is sre.AT:
+        return frozenset(("",))  # an anchor matches no character
+    if op is sre.SUBPATTERN:
+        _group, add_flags, del_flags, inner = arg
+        return None if add_flags or del_flags else _exact(list(inner))
+    if op is sre.BRANCH:
+        branches = [_exact(list(branch)) for branch in arg[1]]
+        if not all(branch is not None for branch in branches):
+            return None
+        union = frozenset().union(*(b for b in branches if b is not None))
+        return union if len(union) <= _MAX_EXACT else None
+    if op is sre.IN:
+        if all(item_op is sre.LITERAL for item_op, _ in arg) and len(arg) <= _MAX_EXACT:
+            return frozenset(chr(value) for _, value in arg)
+        return None
+    if op in _REPEATS_OPS:
+        low, high, inner = arg
+        once = _exact(list(inner))
+        if once is None or (low, high) not in ((0, 1), (1, 1)):
+            return None
+        return once | {""} if low == 0 else once
+    return None
+
+
+def _needs(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
+    """``required_literals`` of a sequence: the best of what its parts each require, where a
+    run of exact parts requires one of their concatenations."""
+    best: frozenset[str] | None = None
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if not found or "" in found:
+            return
+        if best is None or (min(map(len, found)), -len(found)) > (
+            min(map(len, best)),
+            -len(best),
+        ):
+            best = found
+
+    run = frozenset(("",))  # what the current run of exact parts can match
+    for op, arg in items:
+        part = _exact_part(op, arg)
+        if part is not None:
+            joined = _joined(run, part)
+            if joined is None:
+                consider(run)
+                run = part
+            else:
+                run = joined
+            continue
+        consider(run)
+        run = frozenset(("",))
+        if op is sre.SUBPATTERN:
+            _group, add_flags, del_flags, inner = arg
+            if not add_flags and not del_flags:
+                consider(_needs(list(inner)))
+        elif op is sre.BRANCH:
+            branches = [_needs(list(branch)) for branch in arg[1]]
+            if all(branches):
+                consider(frozenset().union(*(b for b in branches if b)))
+        elif op in _REPEATS_OPS:
+            low, _high, inner = arg
+            if low >= 1:
+                consider(_needs(list(inner)))
+        # Anything else (a class, a category, any character) needs no particular string.
+    consider(run)
+    return best
+
+
 class TextFilter:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
@@ -132,6 +251,7 @@ class TextFilter:
         # Every expression in one RE2 set: one linear pass over the text finds all that match.
         self._regex_rules: list[Rule] = []
         self._regex_set: Any = None
+        self._regex_gate: ahocorasick.Automaton | None = None
         regex_set = re2.Set.SearchSet(options)
         for rule in self.rules:
             if rule.kind == "regex":
@@ -151,6 +271,26 @@ class TextFilter:
                     detail="word lists: the expressions are too large together"
                 ) from exc
             self._regex_set = regex_set
+            self._regex_gate = self._gate(self._regex_rules)
+
+    @staticmethod
+    def _gate(rules: list[Rule]) -> ahocorasick.Automaton | None:
+        """An automaton of strings one of which a text needs before any expression can match
+        it: RE2 releases the GIL for every match, and on the message path each release let the
+        SQLite worker's thread take the GIL from the event loop for up to the switch interval
+        (decision 11). Most texts contain none of them and never reach RE2. None: RE2 is always
+        asked (some expression requires no particular string)."""
+        strings: set[str] = set()
+        for rule in rules:
+            needs = required_literals(rule.pattern)
+            if needs is None:
+                return None
+            strings |= needs
+        gate = ahocorasick.Automaton()
+        for string in strings:
+            gate.add_word(string, string)
+        gate.make_automaton()
+        return gate
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -165,9 +305,12 @@ class TextFilter:
                 for _end, group in self._words.iter(f" {words} "):
                     matched.extend(group)
         if self._regex_set is not None:
-            hits = self._regex_set.Match(normalize(text))
-            if hits:
-                matched.extend(self._regex_rules[i] for i in sorted(hits))
+            normal = normalize(text)
+            gate = self._regex_gate
+            if gate is None or next(gate.iter(normal), None) is not None:
+                hits = self._regex_set.Match(normal)
+                if hits:
+                    matched.extend(self._regex_rules[i] for i in sorted(hits))
         if not matched:
             return FilterResult(None, ())
         unique = tuple(dict.fromkeys(matched))
