@@ -24,6 +24,7 @@ text, digits intact. ``word:`` rules and the text are also leet-folded the same 
 
 from __future__ import annotations
 
+import operator
 import re
 import re._constants as sre  # type: ignore[import-not-found]  # (no stubs: sre_* were renamed)
 import re._parser as sre_parse  # type: ignore[import-not-found]
@@ -72,6 +73,7 @@ class FilterResult:
 
 
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # a letter three times or more
+_FIRST_GROUP = operator.itemgetter(1)  # a run becomes its letter: r"\1" without a template per call
 _NOT_ALNUM = re.compile(r"[\W_]+")  # what str.isalnum() refuses (\w is isalnum() plus "_")
 # Leet and look-alike spellings folded for whole-word matching only (regexes keep digits).
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "l": "i"})
@@ -101,7 +103,7 @@ _ASCII_NOT_ALNUM = str.maketrans({c: " " for c in map(chr, range(128)) if not c.
 
 def _clean(folded: str) -> str:
     spaced = folded.translate(_ASCII_NOT_ALNUM) if folded.isascii() else _NOT_ALNUM.sub(" ", folded)
-    return " ".join(_REPEATS.sub(r"\1", spaced).split())
+    return " ".join(_REPEATS.sub(_FIRST_GROUP, spaced).split())
 
 
 def normalize(text: str) -> str:
