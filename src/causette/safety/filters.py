@@ -150,6 +150,21 @@ def _joined(left: frozenset[str], right: frozenset[str]) -> frozenset[str] | Non
     return out if len(out) <= _MAX_EXACT else None
 
 
+def _union(parts: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    """Every string of the parts (the alternatives of a branch); None if one part is None."""
+    out: frozenset[str] = frozenset()
+    for part in parts:
+        if part is None:
+            return None
+        out |= part
+    return out
+
+
+def _strength(strings: frozenset[str]) -> tuple[int, int]:
+    """How well a set of required strings sorts texts out: longer first, then fewer."""
+    return min(map(len, strings)), -len(strings)
+
+
 def _exact(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
     """Every string a sequence can match, when they are few and known; else None."""
     out: frozenset[str] | None = frozenset(("",))
@@ -170,11 +185,8 @@ def _exact_part(op: Any, arg: Any) -> frozenset[str] | None:
         _group, add_flags, del_flags, inner = arg
         return None if add_flags or del_flags else _exact(list(inner))
     if op is sre.BRANCH:
-        branches = [_exact(list(branch)) for branch in arg[1]]
-        if not all(branch is not None for branch in branches):
-            return None
-        union = frozenset().union(*(b for b in branches if b is not None))
-        return union if len(union) <= _MAX_EXACT else None
+        union = _union(_exact(list(branch)) for branch in arg[1])
+        return union if union is not None and len(union) <= _MAX_EXACT else None
     if op is sre.IN:
         if all(item_op is sre.LITERAL for item_op, _ in arg) and len(arg) <= _MAX_EXACT:
             return frozenset(chr(value) for _, value in arg)
@@ -195,12 +207,7 @@ def _needs(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
 
     def consider(found: frozenset[str] | None) -> None:
         nonlocal best
-        if not found or "" in found:
-            return
-        if best is None or (min(map(len, found)), -len(found)) > (
-            min(map(len, best)),
-            -len(best),
-        ):
+        if found and "" not in found and (best is None or _strength(found) > _strength(best)):
             best = found
 
     run = frozenset(("",))  # what the current run of exact parts can match
@@ -221,9 +228,7 @@ def _needs(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
             if not add_flags and not del_flags:
                 consider(_needs(list(inner)))
         elif op is sre.BRANCH:
-            branches = [_needs(list(branch)) for branch in arg[1]]
-            if all(branches):
-                consider(frozenset().union(*(b for b in branches if b)))
+            consider(_union(_needs(list(branch)) for branch in arg[1]))
         elif op in _REPEATS_OPS:
             low, _high, inner = arg
             if low >= 1:
