@@ -118,6 +118,20 @@ def test_the_ascii_shortcut_cleans_like_the_expressions() -> None:
         assert filters._clean(text) == reference(text), text
 
 
+def test_ascii_text_gets_the_forms_of_the_general_path() -> None:
+    # normalize and word_form take a byte table for ASCII text; every ASCII character, alone
+    # and in runs, and random texts of the characters that matter give what the general path
+    # (Unicode folding, the leet tables, _clean) gives.
+    texts = [chr(c) * n for c in range(128) for n in (1, 2, 3, 4)]
+    rng = random.Random(6)
+    alphabet = "aAbBlLiI013457xXoO  @$!|.,;'-_\t?LLLlll111"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(5000)]
+    texts += ["S@LE R@CE", "n1gg3r", "COOOONNARD !", "ici !", "a|b$c!d@e", "Llll1ii"]
+    for text in texts:
+        assert normalize(text) == filters._normalize_any(text), text
+        assert word_form(text) == filters._word_form_any(text), text
+
+
 # --- the gate before RE2 (decision 11) -------------------------------------------------------
 
 

@@ -106,15 +106,55 @@ def _clean(folded: str) -> str:
     return " ".join(_REPEATS.sub(_FIRST_GROUP, spaced).split())
 
 
+def _symbol_letters(folded: str) -> str:
+    return _LEET_SYMBOLS.sub(lambda m: _SYMBOL_LETTER[m.group()], folded)
+
+
+def _normalize_any(text: str) -> str:
+    return _clean(_fold(text))
+
+
+def _word_form_any(text: str) -> str:
+    return _clean(_symbol_letters(_fold(text)).translate(_LEET))
+
+
+# Both forms are computed for every message (twice ~10 us per chat line with the steps above):
+# ASCII text, the common case, takes one byte table for folding case, leet and punctuation at
+# once, and a letter-only expression for runs. The tests hold these to the general path.
+def _ascii_table(leet: bool) -> bytes:
+    table = bytearray(range(256))
+    for code in range(128):
+        char = chr(code).lower()
+        if leet:
+            char = char.translate(_LEET)
+        table[code] = ord(char) if char.isalnum() else 0x20
+    return bytes(table)
+
+
+_ASCII_NORMAL = _ascii_table(leet=False)
+_ASCII_WORDS = _ascii_table(leet=True)
+_ASCII_REPEATS = re.compile(r"([a-z])\1\1+")  # _REPEATS on lowercase ASCII
+
+
+def _clean_ascii(text: str, table: bytes) -> str:
+    spaced = text.encode("ascii").translate(table).decode("ascii")
+    return " ".join(_ASCII_REPEATS.sub(_FIRST_GROUP, spaced).split())
+
+
 def normalize(text: str) -> str:
     """The form ``regex:`` rules are matched against (see the module docstring)."""
-    return _clean(_fold(text))
+    if text.isascii():
+        return _clean_ascii(text, _ASCII_NORMAL)
+    return _normalize_any(text)
 
 
 def word_form(text: str) -> str:
     """The form ``word:`` rules and texts are compared in: ``normalize`` plus leet folding."""
-    folded = _LEET_SYMBOLS.sub(lambda m: _SYMBOL_LETTER[m.group()], _fold(text))
-    return _clean(folded.translate(_LEET))
+    if text.isascii():
+        if "@" in text or "$" in text or "!" in text or "|" in text:
+            text = _symbol_letters(text.lower())
+        return _clean_ascii(text, _ASCII_WORDS)
+    return _word_form_any(text)
 
 
 # Flags that do not change which strings a pattern's literals match.
