@@ -10,11 +10,13 @@ import base64
 import contextlib
 import json
 import os
+import random
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from wsproto.frame_protocol import FrameDecoder
 from yarl import URL
 
 from causette.web import frames, ws
@@ -32,8 +34,10 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -
     n = len(payload)
     if n < 126:
         head = struct.pack("!BB", first, (0x80 if mask else 0) | n)
-    else:
+    elif n < 65536:
         head = struct.pack("!BBH", first, (0x80 if mask else 0) | 126, n)
+    else:
+        head = struct.pack("!BBQ", first, (0x80 if mask else 0) | 127, n)
     if not mask:
         return head + payload
     key = os.urandom(4)
@@ -181,6 +185,79 @@ def test_a_broken_stream_fails_with_its_close_code(data: bytes, code: int) -> No
     with pytest.raises(frames.Fail) as failed:
         frames.MessageReader(100).feed(data)
     assert failed.value.code == code
+
+
+def _random_frame(rng: random.Random) -> bytes:
+    """One frame a client might send, or now and then one it must not."""
+    size = rng.choice([0, 1, 3, 4, 5, 64, 125, 126, 127, 200, 1000, 70_000])
+    payload = bytes(rng.randrange(256) for _ in range(min(size, 300))) * (size // 300 + 1)
+    payload = payload[:size]
+    kind = rng.random()
+    if kind < 0.5:
+        return frame(frames.OP_TEXT, payload)
+    if kind < 0.6:
+        cut = rng.randint(0, size)
+        return frame(frames.OP_TEXT, payload[:cut], fin=False) + frame(
+            frames.OP_CONTINUATION, payload[cut:]
+        )
+    if kind < 0.7:
+        return frame(frames.OP_BINARY, payload)
+    if kind < 0.8:
+        return frame(rng.choice([frames.OP_PING, frames.OP_PONG, frames.OP_CLOSE]), payload[:20])
+    broken = rng.randrange(4)
+    if broken == 0:
+        return frame(frames.OP_TEXT, payload, mask=False)
+    if broken == 1:  # a reserved bit set
+        data = bytearray(frame(frames.OP_TEXT, payload))
+        data[0] |= 0x40
+        return bytes(data)
+    if broken == 2:  # a short length written in 16 bits
+        key = os.urandom(4)
+        body = bytes(b ^ key[i % 4] for i, b in enumerate(payload[:100]))
+        return struct.pack("!BBH", 0x81, 0x80 | 126, len(body)) + key + body
+    return frame(frames.OP_TEXT, payload[:50], fin=False)  # a message left open
+
+
+class _WsprotoOnly(frames.MessageReader):
+    """The reader without its shortcut: every byte through wsproto."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        if self._decoder is None:
+            self._decoder = FrameDecoder(client=False)
+        return self._decode(self._decoder, data, [])
+
+
+def _read_all(reader: frames.MessageReader, chunks: list[bytes]) -> list[tuple[int, bytes]]:
+    out: list[tuple[int, bytes]] = []
+    for chunk in chunks:
+        try:
+            out += reader.feed(chunk)
+        except frames.Fail as fail:
+            return [*out, *fail.before, (-fail.code, b"")]
+    return out
+
+
+def test_the_shortcut_reads_every_stream_as_wsproto_does() -> None:
+    rng = random.Random(7)
+    for _ in range(400):
+        stream = b"".join(_random_frame(rng) for _ in range(rng.randint(1, 8)))
+        cuts = sorted(rng.sample(range(1, len(stream)), min(rng.randint(0, 4), len(stream) - 1)))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        limit = rng.choice([100, 1000, 100_000])
+        expected = _read_all(_WsprotoOnly(limit), chunks)
+        assert _read_all(frames.MessageReader(limit), chunks) == expected
+
+
+def test_whole_text_frames_need_no_frame_decoder() -> None:
+    # An idle connection, and one that only sends whole messages, keeps no wsproto state.
+    reader = frames.MessageReader(1000)
+    data = frame(frames.OP_TEXT, b"one") + frame(frames.OP_TEXT, b"two" * 100)
+    assert reader.feed(data) == [(frames.OP_TEXT, b"one"), (frames.OP_TEXT, b"two" * 100)]
+    assert reader._decoder is None
+    assert reader.feed(frame(frames.OP_PING, b"p")) == [(frames.OP_PING, b"p")]
+    assert reader._decoder is not None
 
 
 # --- over a real server -------------------------------------------------------------------------

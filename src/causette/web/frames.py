@@ -9,6 +9,11 @@ aiohttp kept per WebSocket (request handler, parser, two tasks, the request and 
 wsproto's ``FrameDecoder`` parses and unmasks frames; ``MessageReader`` puts fragments together
 into messages, within a size limit. Text is handed on as bytes: the command decoder checks UTF-8
 and answers ``bad_utf8`` without dropping the connection.
+
+What browsers send nearly always, whole unfragmented text frames, is read by ``_whole_texts``
+before wsproto (about 1 µs a frame instead of 10, decision 12); anything else, from the first
+byte it does not take, goes to wsproto, which is made only then. The tests hold the two readers
+to the same answers on random streams.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class MessageReader:
     __slots__ = ("_decoder", "_max", "_opcode", "_parts", "_size")
 
     def __init__(self, max_size: int) -> None:
-        self._decoder = FrameDecoder(client=False)
+        self._decoder: FrameDecoder | None = None  # made for the first frame wsproto reads
         self._max = max_size
         self._opcode = 0  # of the message being put together (0: none)
         self._parts: list[bytes] = []
@@ -64,8 +69,23 @@ class MessageReader:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         decoder = self._decoder
-        decoder.receive_bytes(data)
         out: list[tuple[int, bytes]] = []
+        if not self._opcode and (
+            decoder is None or (decoder.header is None and not len(decoder.buffer))
+        ):
+            # Between messages and between frames: whole text frames need no decoder.
+            used = _whole_texts(data, self._max, out)
+            if used == len(data):
+                return out
+            data = data[used:]
+        if decoder is None:
+            decoder = self._decoder = FrameDecoder(client=False)
+        return self._decode(decoder, data, out)
+
+    def _decode(
+        self, decoder: FrameDecoder, data: bytes, out: list[tuple[int, bytes]]
+    ) -> list[tuple[int, bytes]]:
+        decoder.receive_bytes(data)
         while True:
             try:
                 frame = decoder.process_buffer()
@@ -104,6 +124,37 @@ class MessageReader:
             self._opcode = 0
             self._parts = []
             self._size = 0
+
+
+def _whole_texts(data: bytes, max_size: int, out: list[tuple[int, bytes]]) -> int:
+    """Append the whole, final, masked text frames at the start of ``data`` (payload under 64 KB
+    and within ``max_size``, reserved bits clear, length in its shortest form) to ``out``; return
+    the number of bytes they took. Whatever else comes first (a fragment, a control frame, a
+    frame cut short, a broken one) is left, with all that follows, to wsproto."""
+    end = len(data)
+    at = 0
+    while end - at >= 6 and data[at] == 0x81:  # FIN, no RSV bits, text
+        size = data[at + 1] ^ 0x80  # the mask bit must be set: what is left is the length
+        if size < 126:
+            start = at + 6
+        elif size == 126 and end - at >= 8:
+            size = (data[at + 2] << 8) | data[at + 3]
+            if size < 126:
+                break  # a length that fits in 7 bits, in 16: wsproto refuses it
+            start = at + 8
+        else:
+            break  # unmasked (size > 127), a 64-bit length, or its bytes not all here
+        stop = start + size
+        if stop > end or size > max_size:
+            break
+        key = data[start - 4 : start]
+        words = key * ((size >> 2) + 1)
+        payload = int.from_bytes(data[start:stop], "little") ^ int.from_bytes(
+            words[:size], "little"
+        )
+        out.append((OP_TEXT, payload.to_bytes(size, "little")))
+        at = stop
+    return at
 
 
 #: A ping without payload, server to client (unmasked), RFC 6455 §5.5.2: the keep-alive's.
