@@ -4,7 +4,9 @@ The hot path, for one published event: the bytes were encoded once by the publis
 puts them in order for their stream and appends them to each subscribed connection's queue; once
 per event-loop tick ``_flush`` writes each dirty connection **one** WebSocket frame holding a JSON
 array of everything queued for it (the same frame object for connections queued the same events).
-No per-recipient task, await, encoding or database access.
+No per-recipient task, await, encoding or database access. Events for one channel that follow
+each other in a tick (a busy room: the store answers a group of appends at once) are appended
+once to a list its members share, not once per member (a *run*, below).
 
 Ordering: every stream item carries ``(stream, seq)``. A node keeps, per stream it is subscribed
 to, the last seq it delivered; duplicates are dropped, items arriving early wait for the missing
@@ -22,7 +24,7 @@ import logging
 import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -70,6 +72,13 @@ class Sink(Protocol):
     def is_closing(self) -> bool: ...
 
 
+class _Shared(list[bytes]):
+    """A ``more`` list that every member of a run holds (``Hub._fan_out``): never appended to for
+    one connection alone; that connection gets a copy first."""
+
+    __slots__ = ()
+
+
 class Connection:
     """A connection as the fan-out sees it. Its queue for the current tick is ``head`` (the first
     event, or None) and ``more`` (a list only once a second event is queued): the common case,
@@ -99,10 +108,13 @@ class Connection:
         if self.head is None:
             self.head = data
             return True
-        if self.more is None:
+        more = self.more
+        if more is None:
             self.more = [data]
+        elif type(more) is _Shared:
+            self.more = [*more, data]
         else:
-            self.more.append(data)
+            more.append(data)
         return False
 
 
@@ -146,6 +158,13 @@ class Hub:
         self._attaching: set[tuple[str, str]] = set()  # (connection, stream) being attached
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        # The run: the channel whose last fan-out was the last thing queued, the list its
+        # members share since, and the members that had events of their own (their lists).
+        self._run_channel: str | None = None
+        self._run_list = _Shared()
+        self._run_own: list[Connection] = []
+        self._run_first: int | None = None  # where its first event's new dirty entries are
+        self._run_first_end = 0
         self._encoder = msgspec.json.Encoder()
         self._tasks: set[asyncio.Task[None]] = set()
         # Figures for metrics and benchmarks.
@@ -199,6 +218,7 @@ class Hub:
         await self._ensure_node_subscribed(channel)
         if conn.closed:
             return
+        self._run_channel = None  # a newcomer does not hold the run's list
         self.channels[channel].add(conn)
         conn.channels.add(channel)
 
@@ -206,6 +226,7 @@ class Hub:
         self._leave_channel(conn, channel)
 
     def _leave_channel(self, conn: Connection, channel: str) -> None:
+        self._run_channel = None  # who leaves still holds the run's list
         conn.channels.discard(channel)
         members = self.channels.get(channel)
         if members is None:
@@ -277,6 +298,7 @@ class Hub:
             position = max(position, more[-1].seq if more else state.last)
             if not more:
                 break
+        self._run_channel = None
         members = self.channels.setdefault(stream, set())
         members.add(conn)
         conn.channels.add(stream)
@@ -324,12 +346,32 @@ class Hub:
             state.gap_timer = loop.call_later(self.gap_timeout, self._gap_expired, env.stream)
 
     def _fan_out(self, env: Envelope) -> None:
-        members = self.channels.get(env.channel)
+        channel = env.channel
+        members = self.channels.get(channel)
         if not members:
             return
         data = env.data
         exclude = env.exclude
+        self.events_queued += len(members)
         dirty = self._dirty
+        if channel == self._run_channel and not exclude:
+            # The run goes on: one append for every member that shares its list.
+            shared, own = self._run_list, self._run_own
+            if self._run_first is not None:
+                # Its second event: the members that had nothing queued before the first (put
+                # on the dirty list then) share the list from now on, unless a reply came since.
+                for conn in dirty[self._run_first : self._run_first_end]:
+                    if conn.more is None:
+                        conn.more = shared
+                    else:
+                        own.append(conn)
+                self._run_first = None
+            shared.append(data)
+            for conn in own:
+                cast(list[bytes], conn.more).append(data)
+            return
+        first = len(dirty)
+        own: list[Connection] = []
         for conn in members:
             if exclude and conn.person_id in exclude:
                 continue
@@ -337,11 +379,20 @@ class Hub:
             if conn.head is None:
                 conn.head = data
                 dirty.append(conn)
-            elif conn.more is None:
+                continue
+            more = conn.more
+            if more is None:
                 conn.more = [data]
+            elif type(more) is _Shared:
+                conn.more = [*more, data]
             else:
-                conn.more.append(data)
-        self.events_queued += len(members)
+                more.append(data)
+            own.append(conn)
+        if exclude:
+            self._run_channel = None  # the next event may go to those left out
+        else:
+            self._run_channel, self._run_list, self._run_own = channel, _Shared(), own
+            self._run_first, self._run_first_end = first, len(dirty)
         if not self._flush_scheduled and dirty:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -350,6 +401,10 @@ class Hub:
         """Queue one encoded event for one connection (replies, syncs)."""
         if conn.closed:
             return
+        if conn.more is self._run_list and self._run_channel is not None:
+            # Its own event after the run's: the run's next events are appended to its copy.
+            conn.more = list(self._run_list)
+            self._run_own.append(conn)
         if conn.queue(data):
             self._dirty.append(conn)
         if not self._flush_scheduled:
@@ -361,6 +416,7 @@ class Hub:
         first, in their own frame, so that the order of the answers is the order of the asks."""
         head, more = conn.head, conn.more
         conn.head = conn.more = None  # its entry in the dirty list is then skipped
+        self._run_channel = None  # it no longer holds the run's list
         sink = conn.sink
         if conn.closed or sink.is_closing():
             return
@@ -376,6 +432,8 @@ class Hub:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._run_channel = None
+        self._run_own = []
         dirty, self._dirty = self._dirty, []
         limit = self.max_queue_bytes
         # Connections that were queued the same events (every member of a busy room) get the
