@@ -371,7 +371,7 @@ class Hub:
                 cast(list[bytes], conn.more).append(data)
             return
         first = len(dirty)
-        own: list[Connection] = []
+        own = []
         for conn in members:
             if exclude and conn.person_id in exclude:
                 continue
