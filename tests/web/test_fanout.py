@@ -29,16 +29,24 @@ class Recorder(Sink):
         return False
 
 
-def hub() -> Hub:
+def hub(store: Store | None = None, bus: Bus | None = None) -> Hub:
     return Hub(
-        cast(Store, None),
-        cast(Bus, None),
+        cast(Store, store),
+        cast(Bus, bus),
         max_queue_bytes=1 << 20,
         history_limit=10,
         max_replay=10,
         now_ms=lambda: 0,
         on_control=lambda _: None,
     )
+
+
+async def hub_on_bus(store: Store) -> Hub:
+    """A hub that gets what is published, for attaching to streams."""
+    bus = LocalBus()
+    h = hub(store, bus)
+    await bus.start(h.deliver)
+    return h
 
 
 def connection(name: str) -> tuple[Connection, Recorder]:
@@ -120,17 +128,7 @@ async def test_a_stream_attached_twice_at_once_is_synced_once() -> None:
         return await real_head(stream)
 
     store.stream_head = slow_head  # type: ignore[method-assign]
-    bus = LocalBus()
-    h = Hub(
-        store,
-        bus,
-        max_queue_bytes=1 << 20,
-        history_limit=10,
-        max_replay=10,
-        now_ms=lambda: 0,
-        on_control=lambda _: None,
-    )
-    await bus.start(h.deliver)
+    h = await hub_on_bus(store)
     conn, sink = connection("a")
     first = asyncio.create_task(h.attach(conn, "d:a:b", None))
     await inside.wait()  # the first attach is reading the store
@@ -236,17 +234,7 @@ async def test_a_run_builds_one_frame_for_its_members() -> None:
 async def test_a_connection_attached_during_a_run_gets_the_next_events() -> None:
     store = MemoryStore()
     await store.ensure_stream("r:a", 0)
-    bus = LocalBus()
-    h = Hub(
-        store,
-        bus,
-        max_queue_bytes=1 << 20,
-        history_limit=10,
-        max_replay=10,
-        now_ms=lambda: 0,
-        on_control=lambda _: None,
-    )
-    await bus.start(h.deliver)
+    h = await hub_on_bus(store)
     (a, sa), (b, sb) = connection("a"), connection("b")
     assert await h.attach(a, "r:a", None)
     h.flush()
