@@ -55,6 +55,7 @@ class SqliteWorker:
         )
         configure_sqlite(self._engine, busy_timeout_ms)
         self._conn: Connection | None = None  # opened on the worker's thread
+        self._mode: BeginMode | None = None  # the connection's begin mode option
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -131,7 +132,10 @@ class SqliteWorker:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._conn = self._engine.connect()
-        conn.execution_options(**{BEGIN_OPTION: mode})  # in place: read by the begin event
+            self._mode = None
+        if mode != self._mode:  # setting it fires SQLAlchemy's listeners: only on a change
+            conn.execution_options(**{BEGIN_OPTION: mode})  # in place: read by the begin event
+            self._mode = mode
         try:
             if mode != "NONE":
                 # Begin now (the begin event emits BEGIN IMMEDIATE or BEGIN), not at the first
@@ -141,7 +145,7 @@ class SqliteWorker:
             result = fn(conn)
             if write:
                 conn.commit()
-            else:
+            elif conn.in_transaction():
                 conn.rollback()  # a read commits nothing; ends its transaction if it began one
         except BaseException:
             try:
