@@ -23,7 +23,7 @@ from causette.core.models import (
     room_stream,
 )
 from causette.core.ports import Store
-from causette.errors import PseudonymTaken, StoreUnavailable, StreamUnknown
+from causette.errors import PersonUnknown, PseudonymTaken, StoreUnavailable, StreamUnknown
 from causette.store import MemoryStore, SqlStore
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -75,6 +75,8 @@ def item(
     lifetime: int = 3 * HOUR,
     local_id: str | None = None,
     kind: MessageKind = "text",
+    read_by_author: bool = False,
+    recipient: str | None = None,
 ) -> NewItem:
     return NewItem(
         stream=stream,
@@ -86,6 +88,8 @@ def item(
         ts=ts,
         expires_at=ts + lifetime,
         local_id=local_id,
+        read_by_author=read_by_author,
+        recipient=recipient,
     )
 
 
@@ -598,18 +602,21 @@ async def test_members_of_lists_each_member_once(store: Store) -> None:
 
 async def test_open_conversation_records_it_for_both_people_once(store: Store) -> None:
     stream = dm_stream("alice", "bob")
-    assert await store.open_conversation(stream, "alice", "bob", T0) is True
-    assert await store.open_conversation(stream, "alice", "bob", T0 + 1) is False
-    assert await store.open_conversation(stream, "bob", "alice", T0 + 2) is False
+    alices = ConversationState(
+        stream=stream, other="bob", opened_by="alice", last_seq=0, read_seq=0, last_ts=0
+    )
+    bobs = ConversationState(
+        stream=stream, other="alice", opened_by="alice", last_seq=0, read_seq=0, last_ts=0
+    )
+    assert await store.open_conversation(stream, "alice", "bob", T0) == alices
+    assert await store.open_conversation(stream, "alice", "bob", T0 + 1) == alices
+    # Opened again by the other person: still the first opener's, and the other's view.
+    assert await store.open_conversation(stream, "bob", "alice", T0 + 2) == bobs
     head = await store.stream_head(stream)
     assert head is not None
     assert head.last_seq == 0
-    assert await store.get_conversation("alice", stream) == ConversationState(
-        stream=stream, other="bob", opened_by="alice", last_seq=0, read_seq=0, last_ts=0
-    )
-    assert await store.get_conversation("bob", stream) == ConversationState(
-        stream=stream, other="alice", opened_by="alice", last_seq=0, read_seq=0, last_ts=0
-    )
+    assert await store.get_conversation("alice", stream) == alices
+    assert await store.get_conversation("bob", stream) == bobs
     assert await store.get_conversation("carol", stream) is None
     assert len(await store.conversations_of("alice")) == 1
 
@@ -618,9 +625,47 @@ async def test_open_conversation_keeps_an_existing_stream(store: Store) -> None:
     stream = dm_stream("alice", "bob")
     head = await store.ensure_stream(stream, T0)
     await store.append(item(stream))
-    await store.open_conversation(stream, "bob", "alice", T0 + 1)
+    bobs = await store.open_conversation(stream, "bob", "alice", T0 + 1)
     again = await store.stream_head(stream)
     assert again == dataclasses.replace(head, last_seq=1)
+    assert (bobs.last_seq, bobs.read_seq, bobs.unread, bobs.last_ts) == (1, 0, 1, T0)
+
+
+async def test_an_append_read_by_its_author_raises_only_their_read_mark(store: Store) -> None:
+    stream = dm_stream("alice", "bob")
+    await store.open_conversation(stream, "alice", "bob", T0)
+    await store.append(item(stream, author="bob"))
+    mine = item(stream, author="alice", local_id="l1", read_by_author=True)
+    message, _ = await store.append(mine)
+    alice = await store.get_conversation("alice", stream)
+    bob = await store.get_conversation("bob", stream)
+    assert alice is not None
+    assert bob is not None
+    assert (alice.read_seq, alice.unread) == (2, 0)
+    assert (bob.read_seq, bob.unread) == (0, 2)
+
+    # A retry writes nothing, read mark included; appends together (one group where the store
+    # groups them) raise each author's mark to their own message.
+    await store.mark_read("alice", stream, 1)  # never lowers it: still 2
+    again, dup = await store.append(dataclasses.replace(mine, id="m-retry"))
+    assert (again.seq, dup) == (message.seq, True)
+    results = await asyncio.gather(
+        store.append(item(stream, author="bob", read_by_author=True)),
+        store.append(item(stream, author="alice")),
+        store.append(item(stream, author="bob")),
+    )
+    assert [m.seq for m, _ in results] == [3, 4, 5]
+    alice = await store.get_conversation("alice", stream)
+    bob = await store.get_conversation("bob", stream)
+    assert alice is not None
+    assert bob is not None
+    assert (alice.read_seq, bob.read_seq) == (2, 3)
+
+    # In a stream without a conversation (a room's), the flag changes nothing.
+    await store.ensure_stream(GENERAL, T0)
+    room_message, _ = await store.append(item(author="alice", read_by_author=True))
+    assert room_message.seq == 1
+    assert await store.get_conversation("alice", GENERAL) is None
 
 
 async def test_conversations_of_shows_unread_and_most_recent_first(
@@ -678,6 +723,36 @@ async def test_mark_read_never_lowers_the_read_mark(store: Store) -> None:
     assert (bob.read_seq, bob.unread) == (0, 5)
     await store.mark_read("carol", stream, 3)  # not a party: nothing happens
     assert await store.get_conversation("carol", stream) is None
+
+
+async def test_an_append_to_a_recipient_needs_their_session_alive(store: Store) -> None:
+    stream = dm_stream("alice", "bob")
+    await store.create_session(make_session("alice"))
+    await store.create_session(make_session("bob"))
+    await store.open_conversation(stream, "alice", "bob", T0)
+    first, _ = await store.append(item(stream, local_id="l1", recipient="bob"))
+    assert first.seq == 1
+
+    # Bob's session ends: nothing more is written to him, a retry of a stored send included,
+    # and a group (where the store groups appends) still numbers the others without a gap.
+    await store.end_session("bob", T0 + 1)
+    with pytest.raises(PersonUnknown):
+        await store.append(item(stream, recipient="bob"))
+    with pytest.raises(PersonUnknown):
+        await store.append(item(stream, local_id="l1", recipient="bob"))
+    with pytest.raises(PersonUnknown):
+        await store.append(item(stream, recipient="nobody"))
+    results = await asyncio.gather(
+        store.append(item(stream, author="bob", recipient="alice")),
+        store.append(item(stream, recipient="bob")),
+        store.append(item(stream, author="bob")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], PersonUnknown)
+    assert [r[0].seq for r in results if isinstance(r, tuple)] == [2, 3]
+    head = await store.stream_head(stream)
+    assert head is not None
+    assert head.last_seq == 3
 
 
 # --- blocks ----------------------------------------------------------------------------------

@@ -201,6 +201,19 @@ async def test_a_held_message_waits_for_a_moderator_who_can_release_it(hp: Harne
     assert case.status == CaseStatus.CLOSED
 
 
+async def test_a_message_held_for_a_gone_person_is_refused_not_held(hp: Harness) -> None:
+    # A held message is not appended, so the append cannot check the other session itself.
+    alice = await hp.visitor("Alice")
+    bruno = await hp.visitor("Bruno")
+    stream = dm_stream(alice.id, bruno.id)
+    await hp.send(alice, stream, "Salut")
+    await hp.end(bruno)
+    text = "Paie-moi en coupon PCS et je t'envoie tout"
+    exc = await hp.fails(alice, cmd.Send(stream=stream, text=text, local_id="h2"))
+    assert (exc.code, exc.field) == ("person_unknown", "stream")
+    assert await hp.store.open_cases(10) == []
+
+
 async def test_a_flagged_message_is_delivered_and_opens_a_case(hp: Harness) -> None:
     (alice,) = await in_room(hp, "Alice")
     effects = await hp.do(alice, cmd.Send(stream="r:general", text="vends beuh", local_id="f1"))

@@ -146,6 +146,39 @@ async def test_appends_from_several_nodes_get_each_seq_once(empty_db: str) -> No
             await node.close()
 
 
+async def test_read_marks_follow_appends_retried_from_several_nodes(empty_db: str) -> None:
+    """The same sends from several nodes at once: groups conflict and fall back to one append
+    at a time; each author's read mark still ends at their own last message."""
+    await migrate(empty_db)
+    nodes = [await open_store(empty_db) for _ in range(3)]
+    try:
+        stream = "d:a0:a1"
+        await nodes[0].create_session(session("a0", "ana"))
+        await nodes[0].create_session(session("a1", "bea"))
+        await nodes[0].open_conversation(stream, "a0", "a1", T0)
+
+        def new(i: int) -> NewItem:
+            author, other = f"a{i % 2}", f"a{(i + 1) % 2}"
+            return NewItem(
+                stream, f"m{i}", "text", author, "A", "x", T0, T0 + 60_000, f"L{i}", True, other
+            )
+
+        results = await asyncio.gather(
+            *(nodes[i % 3].append(new(i)) for i in range(60)),
+            *(nodes[(i + 1) % 3].append(new(i)) for i in range(60)),
+        )
+        last = {"a0": 0, "a1": 0}
+        for message, _ in results:
+            last[message.author] = max(last[message.author], message.seq)
+        for author, seq in last.items():
+            state = await nodes[2].get_conversation(author, stream)
+            assert state is not None
+            assert state.read_seq == seq
+    finally:
+        for node in nodes:
+            await node.close()
+
+
 async def test_an_unreachable_server_is_named_fast_and_without_password() -> None:
     # A port nothing listens on (the server's, plus one).
     url = "postgresql://causette:s3cret@127.0.0.1:1/causette"

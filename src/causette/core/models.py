@@ -94,6 +94,12 @@ class NewItem:
     ts: int
     expires_at: int
     local_id: str | None = None
+    #: The author has read what they wrote: their read mark on the stream (a private
+    #: conversation's) rises to the item's seq in the same write, not in a write of its own.
+    read_by_author: bool = False
+    #: A private message's other party: stored only while their session lives, checked in the
+    #: same write (else ``PersonUnknown``), not in a look-up of its own.
+    recipient: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

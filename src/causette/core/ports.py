@@ -99,6 +99,11 @@ class Store(Protocol):
 
         Idempotent: when ``item.local_id`` is set and the same author already stored an item
         with that ``local_id``, nothing is written and ``(existing, True)`` is returned.
+
+        With ``item.read_by_author``, a new item also raises the author's read mark on the
+        stream to its seq (as ``mark_read``), in the same write. With ``item.recipient``,
+        nothing is written, retry or not, unless that person's session exists and has not
+        ended: ``PersonUnknown``.
         """
         ...
 
@@ -149,8 +154,11 @@ class Store(Protocol):
     async def members_of(self, room: str) -> list[str]: ...
 
     # --- private conversations --------------------------------------------------------------
-    async def open_conversation(self, stream: str, opened_by: str, other: str, now: int) -> bool:
-        """Record the conversation for both people (and its stream). True if new."""
+    async def open_conversation(
+        self, stream: str, opened_by: str, other: str, now: int
+    ) -> ConversationState:
+        """Record the conversation for both people (and its stream), unless it exists; the
+        opener's view of it afterwards (one round trip where a look-up would be a second)."""
         ...
 
     async def conversations_of(self, person_id: str) -> list[ConversationState]:

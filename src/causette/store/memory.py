@@ -39,7 +39,13 @@ from causette.core.models import (
     StreamHead,
 )
 from causette.core.ports import AppendDone, AppendResult
-from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
+from causette.errors import (
+    ModeratorExists,
+    PersonUnknown,
+    PseudonymTaken,
+    StoreUnavailable,
+    StreamUnknown,
+)
 from causette.ids import RandomIds
 
 
@@ -253,6 +259,10 @@ class MemoryStore:
         state = self._streams.get(item.stream)
         if state is None:
             raise StreamUnknown()
+        if item.recipient is not None:
+            recipient = self._sessions.get(item.recipient)
+            if recipient is None or not recipient.live:
+                raise PersonUnknown()
         if item.local_id is not None:
             found = self._local_ids.get((item.author, item.local_id))
             if found is not None:
@@ -277,6 +287,8 @@ class MemoryStore:
         self._message_ids[item.id] = (item.stream, seq)
         if item.local_id is not None:
             self._local_ids[(item.author, item.local_id)] = (item.stream, seq)
+        if item.read_by_author:
+            self._mark_read(item.author, item.stream, seq)
         return message, False
 
     def _find(self, stream: str, seq: int) -> _Item | None:
@@ -414,16 +426,16 @@ class MemoryStore:
 
     # --- private conversations --------------------------------------------------------------
 
-    async def open_conversation(self, stream: str, opened_by: str, other: str, now: int) -> bool:
+    async def open_conversation(
+        self, stream: str, opened_by: str, other: str, now: int
+    ) -> ConversationState:
         self._check_open()
         self._ensure(stream, now)
-        created = False
         for person_id, counterpart in ((opened_by, other), (other, opened_by)):
             mine = self._conversations.setdefault(person_id, {})
             if stream not in mine:
                 mine[stream] = _Conversation(counterpart, opened_by, 0, now)
-                created = True
-        return created
+        return self._state(stream, self._conversations[opened_by][stream])
 
     def _state(self, stream: str, conversation: _Conversation) -> ConversationState:
         state = self._streams[stream]
@@ -450,6 +462,9 @@ class MemoryStore:
 
     async def mark_read(self, person_id: str, stream: str, seq: int) -> None:
         self._check_open()
+        self._mark_read(person_id, stream, seq)
+
+    def _mark_read(self, person_id: str, stream: str, seq: int) -> None:
         conversation = self._conversations.get(person_id, {}).get(stream)
         if conversation is not None and seq > conversation.read_seq:
             conversation.read_seq = seq

@@ -75,7 +75,13 @@ from causette.core.models import (
     StreamHead,
 )
 from causette.core.ports import AppendDone, AppendResult
-from causette.errors import ModeratorExists, PseudonymTaken, StoreUnavailable, StreamUnknown
+from causette.errors import (
+    ModeratorExists,
+    PersonUnknown,
+    PseudonymTaken,
+    StoreUnavailable,
+    StreamUnknown,
+)
 from causette.ids import RandomIds
 from causette.store.memory import EpochSource, check_case_to_file, joined_case
 from causette.store.sql.engine import (
@@ -144,6 +150,17 @@ class _GroupConflict(Exception):
     """A local_id of the group was stored by someone else between the check and the insert."""
 
 
+def _live(conn: Connection, person_id: str) -> bool:
+    statement = select(sessions.c.id).where(
+        sessions.c.id == person_id, sessions.c.ended_at.is_(None)
+    )
+    return conn.execute(statement).first() is not None
+
+
+def _read_mark(person_id: str, stream: str, seq: int) -> dict[str, Any]:
+    return {"p_person": person_id, "p_stream": stream, "p_seq": seq}
+
+
 def _item_values(item: NewItem) -> dict[str, Any]:
     return {
         "stream": item.stream,
@@ -167,6 +184,10 @@ _SQLITE_INSERT = (
     "INSERT INTO messages (stream, seq, id, kind, author, name, text, local_id, ts, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SQLITE_LIVE = "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL"
+_SQLITE_MARK_READ = (
+    "UPDATE conversations SET read_seq = ? WHERE person_id = ? AND stream = ? AND read_seq < ?"
+)
 
 
 _Result = AppendResult
@@ -178,14 +199,21 @@ class _Group:
     new items that will take consecutive seqs in call order."""
 
     def __init__(
-        self, items: list[NewItem], stored: Callable[[tuple[str, str]], Message | None]
+        self,
+        items: list[NewItem],
+        stored: Callable[[tuple[str, str]], Message | None],
+        live: Callable[[str], bool],
     ) -> None:
         self.items = items
         self.results: list[_Result | None] = [None] * len(items)
         self.same_as: dict[int, int] = {}  # the same send twice in one group: the first counts
         self.by_stream: dict[str, list[int]] = {}
+        self.read_marks: list[tuple[str, str, int]] = []  # (author, stream, seq): read_by_author
         claimed: dict[tuple[str, str], int] = {}
         for i, item in enumerate(items):
+            if item.recipient is not None and not live(item.recipient):
+                self.results[i] = PersonUnknown()
+                continue
             if item.local_id is not None:
                 key = (item.author, item.local_id)
                 if key in claimed:
@@ -213,6 +241,8 @@ class _Group:
             message = Message(it.stream, seq, it.id, it.kind, it.author, it.name, it.text, it.ts)
             self.results[i] = (message, False)
             out.append((it, seq))
+            if it.read_by_author:
+                self.read_marks.append((it.author, it.stream, seq))
         return out
 
     def outcome(self) -> list[_Result]:
@@ -220,7 +250,9 @@ class _Group:
         for i, result in enumerate(self.results):
             if i in self.same_as:
                 first = self.results[self.same_as[i]]
-                out.append((first[0], True) if isinstance(first, tuple) else StreamUnknown())
+                assert first is not None
+                # the same send twice: a retry of the first, or refused as it was
+                out.append((first[0], True) if isinstance(first, tuple) else first)
             else:
                 assert result is not None
                 out.append(result)
@@ -233,7 +265,9 @@ def _sqlite_append_group(db: sqlite3.Connection, items: list[NewItem]) -> list[_
     db.execute("BEGIN IMMEDIATE")
     try:
         group = _Group(
-            items, lambda key: _stored_message(db.execute(_SQLITE_KNOWN, key).fetchone())
+            items,
+            lambda key: _stored_message(db.execute(_SQLITE_KNOWN, key).fetchone()),
+            lambda person: db.execute(_SQLITE_LIVE, (person,)).fetchone() is not None,
         )
         rows: list[tuple[Any, ...]] = []
         for stream, indexes in group.by_stream.items():
@@ -254,6 +288,11 @@ def _sqlite_append_group(db: sqlite3.Connection, items: list[NewItem]) -> list[_
                     )
                 )
         db.executemany(_SQLITE_INSERT, rows)
+        if group.read_marks:
+            db.executemany(
+                _SQLITE_MARK_READ,
+                [(seq, who, stream, seq) for who, stream, seq in group.read_marks],
+            )
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -1079,7 +1118,7 @@ class SqlStore:
                 )
                 for row in conn.execute(statement):
                     known[(row.author, row.local_id)] = _message(row)
-            group = _Group(items, known.get)
+            group = _Group(items, known.get, lambda person: _live(conn, person))
             rows: list[dict[str, Any]] = []
             for stream, indexes in group.by_stream.items():
                 bumped = conn.execute(
@@ -1091,6 +1130,11 @@ class SqlStore:
                 inserted = conn.execute(self._insert_messages, rows)
                 if len(inserted.all()) != len(rows):
                     raise _GroupConflict()
+            if group.read_marks:
+                conn.execute(
+                    self._mark_read.statement,
+                    [_read_mark(*mark) for mark in group.read_marks],
+                )
             return group.outcome()
 
         return run
@@ -1100,12 +1144,18 @@ class SqlStore:
 
         def run(conn: Connection) -> Message | None:
             """The message stored, or None (and nothing done) if its local_id is taken."""
+            if item.recipient is not None and not _live(conn, item.recipient):
+                raise PersonUnknown()
             bumped = conn.execute(self._bump_seq, {"stream_id": item.stream}).first()
             if bumped is None:
                 raise StreamUnknown()
             seq: int = bumped[0]
             inserted = conn.execute(self._insert_message, {**values, "seq": seq})
             if inserted.rowcount == 1:
+                if item.read_by_author:
+                    conn.execute(
+                        self._mark_read.statement, _read_mark(item.author, item.stream, seq)
+                    )
                 return Message(
                     item.stream, seq, item.id, item.kind, item.author, item.name, item.text, item.ts
                 )
@@ -1232,9 +1282,10 @@ class SqlStore:
 
     # --- private conversations --------------------------------------------------------------
 
-    async def open_conversation(self, stream: str, opened_by: str, other: str, now: int) -> bool:
-        def run(conn: Connection) -> bool:
-            created = 0
+    async def open_conversation(
+        self, stream: str, opened_by: str, other: str, now: int
+    ) -> ConversationState:
+        def run(conn: Connection) -> ConversationState:
             self._insert_stream.rowcount(conn, self._stream_values(stream, now))
             for person_id, counterpart in ((opened_by, other), (other, opened_by)):
                 values = {
@@ -1245,8 +1296,9 @@ class SqlStore:
                     "p_read_seq": 0,
                     "p_opened_at": now,
                 }
-                created += self._insert_conversation.rowcount(conn, values)
-            return created > 0
+                self._insert_conversation.rowcount(conn, values)
+            row = self._conversation.first(conn, {"p_person": opened_by, "p_stream": stream})
+            return self._conversation_state(row)
 
         return await self.run(run, write=True)
 
@@ -1297,9 +1349,7 @@ class SqlStore:
         return None if row is None else self._conversation_state(row)
 
     async def mark_read(self, person_id: str, stream: str, seq: int) -> None:
-        await self._change(
-            self._mark_read, {"p_person": person_id, "p_stream": stream, "p_seq": seq}
-        )
+        await self._change(self._mark_read, _read_mark(person_id, stream, seq))
 
     # --- blocks -----------------------------------------------------------------------------
 
