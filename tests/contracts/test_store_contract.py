@@ -468,6 +468,26 @@ async def test_latest_returns_the_newest_unexpired_items_in_order(store: Store) 
     assert await store.latest(room_stream("nowhere"), 10, T0) == []
 
 
+async def test_a_snapshot_is_the_head_with_latest_or_read(store: Store) -> None:
+    assert await store.snapshot(GENERAL, None, 10, T0) == (None, [])
+    assert await store.snapshot(GENERAL, 0, 10, T0) == (None, [])
+    await store.ensure_stream(GENERAL, T0)
+    await append_n(store, 3, lifetime=MINUTE)  # 1..3 expire first
+    await append_n(store, 5, lifetime=HOUR)  # 4..8
+    head = await store.stream_head(GENERAL)
+    assert head is not None
+    assert head.last_seq == 8
+    for after, limit, now in [(None, 3, T0), (None, 100, T0 + MINUTE), (None, 0, T0)]:
+        expected = await store.latest(GENERAL, limit, now)
+        assert await store.snapshot(GENERAL, after, limit, now) == (head, expected)
+    # After a seq: read's answer, which leaves nothing out for being expired.
+    for after, limit in [(0, 4), (6, 100), (8, 10), (2, 0)]:
+        expected = await store.read(GENERAL, after, limit)
+        assert await store.snapshot(GENERAL, after, limit, T0 + HOUR) == (head, expected)
+    _, items = await store.snapshot(GENERAL, 0, 4, T0 + HOUR)
+    assert [m.seq for m in items] == [1, 2, 3, 4]
+
+
 async def test_first_seq_is_the_lowest_seq_still_stored(store: Store) -> None:
     assert await store.first_seq(GENERAL) is None
     await store.ensure_stream(GENERAL, T0)

@@ -125,6 +125,14 @@ class Store(Protocol):
         """The newest ``limit`` unexpired items, ascending."""
         ...
 
+    async def snapshot(
+        self, stream: str, after_seq: int | None, limit: int, now: int
+    ) -> tuple[StreamHead | None, list[Message]]:
+        """In one operation, ``stream_head`` then (read after it, so they reach at least its
+        ``last_seq``) the items of ``read(stream, after_seq, limit)``, or with no ``after_seq``
+        of ``latest(stream, limit, now)``. ``(None, [])`` when there is no such stream."""
+        ...
+
     async def first_seq(self, stream: str) -> int | None:
         """The lowest ``seq`` still stored for the stream (None when it holds nothing)."""
         ...

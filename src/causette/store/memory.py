@@ -333,6 +333,16 @@ class MemoryStore:
         out.reverse()
         return out
 
+    async def snapshot(
+        self, stream: str, after_seq: int | None, limit: int, now: int
+    ) -> tuple[StreamHead | None, list[Message]]:
+        head = await self.stream_head(stream)
+        if head is None:
+            return None, []
+        if after_seq is None:
+            return head, await self.latest(stream, limit, now)
+        return head, await self.read(stream, after_seq, limit)
+
     async def first_seq(self, stream: str) -> int | None:
         self._check_open()
         state = self._streams.get(stream)

@@ -30,7 +30,6 @@ import msgspec
 
 from causette.core import events as ev
 from causette.core.commands import Cursor
-from causette.core.models import Message
 from causette.core.ports import Bus, Envelope, Store
 
 log = logging.getLogger(__name__)
@@ -263,22 +262,28 @@ class Hub:
         state = self.streams.get(stream)
         if state is None:
             state = self.streams[stream] = StreamState()
-        head = await self.store.stream_head(stream)
+        # The head and the items the client most likely needs, in one store operation (on
+        # SQLite each is a hand-off to the store's thread and back, decision 14).
+        if cursor is None:
+            head, items = await self.store.snapshot(stream, None, self.history_limit, self.now_ms())
+        else:
+            head, items = await self.store.snapshot(
+                stream, cursor.seq, self.max_replay + 1, self.now_ms()
+            )
+        fresh = head is None
         if head is None:
             head = await self.store.ensure_stream(stream, self.now_ms())
         recovered = (
             cursor is not None
+            and not fresh
             and cursor.epoch == head.epoch
             and head.last_seq - cursor.seq <= self.max_replay
             and cursor.seq <= head.last_seq
+            and len(items) <= self.max_replay
         )
-        items: list[Message]
-        if recovered:
-            assert cursor is not None
-            items = await self.store.read(stream, cursor.seq, self.max_replay + 1)
-            if len(items) > self.max_replay:
-                recovered = False
-        if not recovered:
+        if not recovered and (cursor is not None or fresh):
+            # The cursor cannot be honoured (or the stream was just made, perhaps by someone
+            # else meanwhile): the latest window, read after the head as above.
             items = await self.store.latest(stream, self.history_limit, self.now_ms())
         base = cursor.seq if recovered and cursor is not None else 0
         position = max(head.last_seq, items[-1].seq if items else 0, base)

@@ -1008,6 +1008,26 @@ class SqlStore:
         row = await self._first(self._stream_head, {"p_id": stream})
         return None if row is None else StreamHead(stream, row.epoch, row.last_seq)
 
+    async def snapshot(
+        self, stream: str, after_seq: int | None, limit: int, now: int
+    ) -> tuple[StreamHead | None, list[Message]]:
+        def run(conn: Connection) -> tuple[StreamHead | None, list[Message]]:
+            row = self._stream_head.first(conn, {"p_id": stream})
+            if row is None:
+                return None, []
+            head = StreamHead(stream, row.epoch, row.last_seq)
+            if limit <= 0:
+                return head, []
+            if after_seq is None:
+                params = {"p_stream": stream, "p_now": now, "p_limit": limit}
+                rows = self._latest.all(conn, params)
+                rows.reverse()
+            else:
+                rows = list(conn.execute(self._read_statement(stream, after_seq, limit)))
+            return head, [_message(row) for row in rows]
+
+        return await self.run(run)
+
     async def append(self, item: NewItem) -> tuple[Message, bool]:
         future: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
         self.append_then(item, functools.partial(_resolve, future))
@@ -1187,6 +1207,11 @@ class SqlStore:
         with ``now``, items already expired (``expires_at <= now``) are left out too."""
         if limit <= 0:
             return []
+        statement = self._read_statement(stream, after_seq, limit, now)
+        return [_message(row) for row in await self._rows(statement)]
+
+    @staticmethod
+    def _read_statement(stream: str, after_seq: int, limit: int, now: int | None = None) -> Any:
         statement = (
             select(*_MESSAGE_COLUMNS)
             .where(messages.c.stream == stream, messages.c.seq > after_seq)
@@ -1195,7 +1220,7 @@ class SqlStore:
         )
         if now is not None:
             statement = statement.where(messages.c.expires_at > now)
-        return [_message(row) for row in await self._rows(statement)]
+        return statement
 
     async def latest(self, stream: str, limit: int, now: int) -> list[Message]:
         if limit <= 0:
