@@ -202,8 +202,10 @@ def _random_frame(rng: random.Random) -> bytes:
         )
     if kind < 0.7:
         return frame(frames.OP_BINARY, payload)
-    if kind < 0.8:
+    if kind < 0.75:
         return frame(rng.choice([frames.OP_PING, frames.OP_PONG, frames.OP_CLOSE]), payload[:20])
+    if kind < 0.8:  # keep-alive answers, now and then longer than a control frame may be
+        return frame(frames.OP_PONG, payload[: rng.choice([0, 4, 125, 126, 130])])
     broken = rng.randrange(4)
     if broken == 0:
         return frame(frames.OP_TEXT, payload, mask=False)
@@ -251,10 +253,20 @@ def test_the_shortcut_reads_every_stream_as_wsproto_does() -> None:
 
 
 def test_whole_text_frames_need_no_frame_decoder() -> None:
-    # An idle connection, and one that only sends whole messages, keeps no wsproto state.
+    # An idle connection answering pings, and one that only sends whole messages, keeps no
+    # wsproto state.
     reader = frames.MessageReader(1000)
-    data = frame(frames.OP_TEXT, b"one") + frame(frames.OP_TEXT, b"two" * 100)
-    assert reader.feed(data) == [(frames.OP_TEXT, b"one"), (frames.OP_TEXT, b"two" * 100)]
+    data = (
+        frame(frames.OP_TEXT, b"one")
+        + frame(frames.OP_PONG, b"")
+        + frame(frames.OP_TEXT, b"two" * 100)
+    )
+    assert reader.feed(data) == [
+        (frames.OP_TEXT, b"one"),
+        (frames.OP_PONG, b""),
+        (frames.OP_TEXT, b"two" * 100),
+    ]
+    assert reader.feed(frame(frames.OP_PONG, b"x" * 125)) == [(frames.OP_PONG, b"x" * 125)]
     assert reader._decoder is None
     assert reader.feed(frame(frames.OP_PING, b"p")) == [(frames.OP_PING, b"p")]
     assert reader._decoder is not None

@@ -128,16 +128,20 @@ class MessageReader:
 
 def _whole_texts(data: bytes, max_size: int, out: list[tuple[int, bytes]]) -> int:
     """Append the whole, final, masked text frames at the start of ``data`` (payload under 64 KB
-    and within ``max_size``, reserved bits clear, length in its shortest form) to ``out``; return
-    the number of bytes they took. Whatever else comes first (a fragment, a control frame, a
-    frame cut short, a broken one) is left, with all that follows, to wsproto."""
+    and within ``max_size``, reserved bits clear, length in its shortest form) to ``out``, and
+    the pongs among them (payload under 126 bytes, as every control frame's); return the number
+    of bytes they took. Whatever else comes first (a fragment, a ping, a close, a frame cut
+    short, a broken one) is left, with all that follows, to wsproto."""
     end = len(data)
     at = 0
-    while end - at >= 6 and data[at] == 0x81:  # FIN, no RSV bits, text
+    while end - at >= 6:
+        first = data[at]
+        if first != 0x81 and first != 0x8A:  # FIN, no RSV bits, and text or pong
+            break
         size = data[at + 1] ^ 0x80  # the mask bit must be set: what is left is the length
         if size < 126:
             start = at + 6
-        elif size == 126 and end - at >= 8:
+        elif size == 126 and first == 0x81 and end - at >= 8:
             size = (data[at + 2] << 8) | data[at + 3]
             if size < 126:
                 break  # a length that fits in 7 bits, in 16: wsproto refuses it
@@ -152,7 +156,7 @@ def _whole_texts(data: bytes, max_size: int, out: list[tuple[int, bytes]]) -> in
         payload = int.from_bytes(data[start:stop], "little") ^ int.from_bytes(
             words[:size], "little"
         )
-        out.append((OP_TEXT, payload.to_bytes(size, "little")))
+        out.append((first & 0x0F, payload.to_bytes(size, "little")))
         at = stop
     return at
 
