@@ -36,7 +36,7 @@ from causette.core.effects import (
     Subscribe,
     Unsubscribe,
 )
-from causette.core.models import Session
+from causette.core.models import Session, dm_stream
 from causette.core.moderation import ModerationService
 from causette.core.service import Actor, ChatService, EntryForm, Invalid
 from causette.geo import Geo
@@ -215,6 +215,15 @@ class Harness:
         effects = await self.service.end_session(person.session, reason=reason)
         self.apply(None, effects)
         return effects
+
+    async def conversation_with_the_gone(self) -> tuple[Person, str]:
+        """Alice writes to Bruno, then Bruno's session ends: Alice and their conversation."""
+        alice = await self.visitor("Alice")
+        bruno = await self.visitor("Bruno")
+        stream = dm_stream(alice.id, bruno.id)
+        await self.send(alice, stream, "Salut")
+        await self.end(bruno)
+        return alice, stream
 
     # --- carrying out effects, like the Node ----------------------------------------------
 

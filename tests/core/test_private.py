@@ -116,11 +116,7 @@ async def test_writing_to_someone_who_left_is_refused(h: Harness) -> None:
 
 
 async def test_an_open_conversation_ends_with_the_other_session(h: Harness) -> None:
-    alice = await h.visitor("Alice")
-    bruno = await h.visitor("Bruno")
-    stream = dm_stream(alice.id, bruno.id)
-    await h.send(alice, stream, "Salut")
-    await h.end(bruno)
+    alice, stream = await h.conversation_with_the_gone()
     exc = await h.fails(alice, cmd.Send(stream=stream, text="encore", local_id="p2"))
     assert (exc.code, exc.field) == ("person_unknown", "stream")
     # The conversation can still be read, marked as gone.

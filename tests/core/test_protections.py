@@ -203,11 +203,7 @@ async def test_a_held_message_waits_for_a_moderator_who_can_release_it(hp: Harne
 
 async def test_a_message_held_for_a_gone_person_is_refused_not_held(hp: Harness) -> None:
     # A held message is not appended, so the append cannot check the other session itself.
-    alice = await hp.visitor("Alice")
-    bruno = await hp.visitor("Bruno")
-    stream = dm_stream(alice.id, bruno.id)
-    await hp.send(alice, stream, "Salut")
-    await hp.end(bruno)
+    alice, stream = await hp.conversation_with_the_gone()
     text = "Paie-moi en coupon PCS et je t'envoie tout"
     exc = await hp.fails(alice, cmd.Send(stream=stream, text=text, local_id="h2"))
     assert (exc.code, exc.field) == ("person_unknown", "stream")
