@@ -469,6 +469,37 @@ def _events(frame: bytes) -> list[Event]:
     return events
 
 
+async def test_the_sweep_refreshes_everyone_each_quarter_timeout_and_newcomers_each_time(
+    start_server: ServerFactory,
+) -> None:
+    """Connected people's ``last_seen`` stays well within the idle timeout (another node's sweep
+    ends sessions by it) without rewriting every session every 30 s."""
+    clock = FakeClock()
+    server = await start_server(clock=clock, sessions={"idle_timeout_minutes": 4})
+    node: Node = server.app[NODE]  # everyone each minute (a quarter of 4), at most each 30 s
+
+    async def last_seen(client: ProtocolClient) -> int:
+        session = await node.store.get_session(cast(str, client.me["id"]))
+        assert session is not None
+        return session.last_seen
+
+    early = await server.visitor("Early")
+    entered = await last_seen(early)
+    clock.advance(seconds=10)
+    await node._sweep_sessions()  # the first: everyone
+    assert await last_seen(early) == entered + 10_000
+    clock.advance(seconds=30)
+    late = await server.visitor("Late")
+    clock.advance(seconds=5)
+    await node._sweep_sessions()  # 35 s later: only who connected since
+    assert await last_seen(early) == entered + 10_000
+    assert await last_seen(late) == entered + 45_000
+    clock.advance(seconds=25)
+    await node._sweep_sessions()  # 60 s after the first: everyone again
+    assert await last_seen(early) == entered + 70_000
+    assert await last_seen(late) == entered + 70_000
+
+
 async def test_a_silent_peer_is_pinged_then_dropped_and_a_lively_one_kept(
     start_server: ServerFactory,
 ) -> None:
