@@ -264,12 +264,10 @@ class Hub:
             state = self.streams[stream] = StreamState()
         # The head and the items the client most likely needs, in one store operation (on
         # SQLite each is a hand-off to the store's thread and back, decision 14).
-        if cursor is None:
-            head, items = await self.store.snapshot(stream, None, self.history_limit, self.now_ms())
-        else:
-            head, items = await self.store.snapshot(
-                stream, cursor.seq, self.max_replay + 1, self.now_ms()
-            )
+        after, limit = (
+            (None, self.history_limit) if cursor is None else (cursor.seq, self.max_replay + 1)
+        )
+        head, items = await self.store.snapshot(stream, after, limit, self.now_ms())
         fresh = head is None
         if head is None:
             head = await self.store.ensure_stream(stream, self.now_ms())

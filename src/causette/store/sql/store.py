@@ -150,11 +150,13 @@ class _GroupConflict(Exception):
     """A local_id of the group was stored by someone else between the check and the insert."""
 
 
+_LIVE = select(sessions.c.id).where(
+    sessions.c.id == bindparam("p_id"), sessions.c.ended_at.is_(None)
+)
+
+
 def _live(conn: Connection, person_id: str) -> bool:
-    statement = select(sessions.c.id).where(
-        sessions.c.id == person_id, sessions.c.ended_at.is_(None)
-    )
-    return conn.execute(statement).first() is not None
+    return conn.execute(_LIVE, {"p_id": person_id}).first() is not None
 
 
 def _read_mark(person_id: str, stream: str, seq: int) -> dict[str, Any]:
